@@ -1,0 +1,46 @@
+# Patron: the commands that do everything on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check schema bench install migrate serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: venv, install, migrate, start with demo data; prints tokens and the GraphiQL URL
+demo: $(STAMP)
+	$(BIN)/patron serve --demo
+
+## make test: lint, type-check, then the whole test suite
+test: check
+	$(BIN)/pytest -q
+
+## make check: ruff and mypy
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## make schema: regenerate schema.graphql from the code
+schema: $(STAMP)
+	$(BIN)/patron export-schema -o schema.graphql
+
+## make bench: the benchmarks under bench/ (numbers, not tests)
+bench: $(STAMP)
+	$(BIN)/python -m bench.member_view
+
+migrate: $(STAMP)
+	$(BIN)/patron migrate
+
+serve: $(STAMP)
+	$(BIN)/patron serve
+
+clean:
+	rm -rf $(VENV) patron.db patron-demo.db .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,599 @@
+"""The loyalty store on SQLAlchemy Core: batched reads for the DataLoaders and one database
+transaction per unit of work for the services (`loyalty.store.LoyaltyStore`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Select
+
+from adapters.db import tables as t
+from adapters.db.engine import WRITE_OPTION
+from loyalty.ledger import household_account, member_account
+from loyalty.models import (
+    AccountKind,
+    Balance,
+    Channel,
+    Household,
+    Member,
+    Offer,
+    OfferKind,
+    Posting,
+    TierAssignment,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from loyalty.store import (
+    ConcurrentWrite,
+    MemberPage,
+    MemberSearch,
+    NewPurchase,
+    NewTransaction,
+    StoredResult,
+    Wallet,
+)
+
+EARNED_KINDS = (
+    TransactionKind.EARN.value,
+    TransactionKind.BONUS.value,
+    TransactionKind.AWARD.value,
+    TransactionKind.REFERRAL.value,
+)
+
+
+def _member(row: Any) -> Member:
+    return Member(
+        id=row.id,
+        commerce_customer_id=row.commerce_customer_id,
+        cdp_user_id=row.cdp_user_id,
+        email=row.email,
+        enrolled_at=row.enrolled_at,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        referred_by_id=row.referred_by_id,
+    )
+
+
+def _transaction(row: Any) -> Transaction:
+    return Transaction(
+        id=row.id,
+        member_id=row.member_id,
+        kind=TransactionKind(row.kind),
+        points=row.points,
+        status=TransactionStatus(row.status),
+        occurred_at=row.occurred_at,
+        available_at=row.available_at,
+        description=row.description,
+        order_id=row.order_id,
+        channel=Channel(row.channel) if row.channel else None,
+        store_id=row.store_id,
+        actor=row.actor,
+        extra=dict(row.extra or {}),
+    )
+
+
+def _active_members() -> Select[Any]:
+    return select(t.members).where(t.members.c.forgotten_at.is_(None))
+
+
+class SqlReader:
+    """Batched reads: each method is one query whatever the number of keys."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def _all(self, statement: Any) -> list[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(statement)).all())
+
+    async def members_by_ids(self, ids: Sequence[str]) -> list[Member]:
+        rows = await self._all(_active_members().where(t.members.c.id.in_(ids)))
+        return [_member(r) for r in rows]
+
+    async def members_by_commerce_ids(self, ids: Sequence[str]) -> list[Member]:
+        statement = _active_members().where(t.members.c.commerce_customer_id.in_(ids))
+        return [_member(r) for r in await self._all(statement)]
+
+    async def search_members(self, query: MemberSearch) -> MemberPage:
+        statement = _active_members()
+        if query.search:
+            pattern = f"%{query.search.strip().lower()}%"
+            c = t.members.c
+            full_name = func.coalesce(c.first_name, "") + " " + func.coalesce(c.last_name, "")
+            statement = statement.where(
+                or_(
+                    func.lower(c.email).like(pattern),
+                    func.lower(c.first_name).like(pattern),
+                    func.lower(c.last_name).like(pattern),
+                    func.lower(full_name).like(pattern),
+                    func.lower(c.commerce_customer_id).like(pattern),
+                    func.lower(c.cdp_user_id).like(pattern),
+                )
+            )  # fmt: skip
+        if query.member_ids is not None:
+            statement = statement.where(t.members.c.id.in_(query.member_ids))
+        offset = int(query.after) + 1 if query.after is not None else 0
+        async with self.engine.connect() as conn:
+            total = (
+                await conn.execute(select(func.count()).select_from(statement.subquery()))
+            ).scalar_one()
+            rows = (
+                await conn.execute(
+                    statement.order_by(t.members.c.enrolled_at, t.members.c.id)
+                    .offset(offset)
+                    .limit(query.limit + 1)
+                )
+            ).all()
+        members = [_member(r) for r in rows[: query.limit]]
+        return MemberPage(members, int(total), len(rows) > query.limit)
+
+    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]:
+        households = await self.households_of_members(member_ids)
+        wallet_of = {
+            m: (
+                household_account(households[m].id, "")
+                if m in households
+                else member_account(m, "")
+            )
+            for m in member_ids
+        }
+        codes = [f"{w}{part}" for w in set(wallet_of.values()) for part in ("pending", "available")]
+        a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
+        async with self.engine.connect() as conn:
+            balances = dict(
+                (await conn.execute(select(a.c.code, a.c.balance).where(a.c.code.in_(codes)))).all()
+            )
+            matured = dict(
+                (
+                    await conn.execute(
+                        select(a.c.code, func.sum(p.c.amount))
+                        .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+                        .join(a, a.c.id == p.c.destination_id)
+                        .where(
+                            a.c.code.in_(codes),
+                            tx.c.status == TransactionStatus.PENDING.value,
+                            tx.c.available_at <= now,
+                        )
+                        .group_by(a.c.code)
+                    )
+                ).all()
+            )
+            earned = dict(
+                (
+                    await conn.execute(
+                        select(tx.c.member_id, func.sum(tx.c.points))
+                        .where(tx.c.member_id.in_(member_ids), tx.c.kind.in_(EARNED_KINDS))
+                        .group_by(tx.c.member_id)
+                    )
+                ).all()
+            )
+        result: dict[str, Balance] = {}
+        for member_id in member_ids:
+            wallet = wallet_of[member_id]
+            due = int(matured.get(f"{wallet}pending") or 0)
+            result[member_id] = Balance(
+                available=int(balances.get(f"{wallet}available", 0)) + due,
+                pending=int(balances.get(f"{wallet}pending", 0)) - due,
+                lifetime_earned=int(earned.get(member_id) or 0),
+            )
+        return result
+
+    async def transactions(
+        self, member_ids: Sequence[str], *, limit: int, before_id: int | None
+    ) -> dict[str, list[Transaction]]:
+        tx = t.ledger_transactions
+        rank = func.row_number().over(partition_by=tx.c.member_id, order_by=tx.c.id.desc())
+        inner = select(tx, rank.label("rank")).where(tx.c.member_id.in_(member_ids))
+        if before_id is not None:
+            inner = inner.where(tx.c.id < before_id)
+        ranked = inner.subquery()
+        rows = await self._all(
+            select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.id.desc())
+        )
+        result: dict[str, list[Transaction]] = defaultdict(list)
+        for row in rows:
+            result[row.member_id].append(_transaction(row))
+        return result
+
+    async def transactions_by_ids(self, ids: Sequence[int]) -> list[Transaction]:
+        tx = t.ledger_transactions
+        return [_transaction(r) for r in await self._all(select(tx).where(tx.c.id.in_(ids)))]
+
+    async def qualifying_spend_minor(
+        self, member_ids: Sequence[str], since: datetime, until: datetime
+    ) -> dict[str, int]:
+        pu = t.purchases
+        rows = await self._all(
+            select(
+                pu.c.member_id,
+                func.sum(pu.c.program_amount_minor - pu.c.returned_program_amount_minor),
+            )
+            .where(pu.c.member_id.in_(member_ids), pu.c.occurred_at >= since)
+            .where(pu.c.occurred_at < until)
+            .group_by(pu.c.member_id)
+        )
+        return {m: int(v or 0) for m, v in rows}
+
+    async def tier_assignments(self, member_ids: Sequence[str]) -> dict[str, TierAssignment]:
+        ta = t.tier_assignments
+        rows = await self._all(
+            select(ta)
+            .where(ta.c.member_id.in_(member_ids), ta.c.revoked_at.is_(None))
+            .order_by(ta.c.assigned_at)
+        )
+        return {r.member_id: _assignment(r) for r in rows}  # the latest wins
+
+    async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]:
+        hm = t.household_members
+        mine = select(hm.c.household_id).where(hm.c.member_id.in_(member_ids))
+        households = await self._households(t.households.c.id.in_(mine))
+        return {m: h for h in households for m in h.member_ids if m in set(member_ids)}
+
+    async def households_by_ids(self, ids: Sequence[str]) -> list[Household]:
+        return await self._households(t.households.c.id.in_(ids))
+
+    async def _households(self, condition: Any) -> list[Household]:
+        h, hm = t.households, t.household_members
+        rows = await self._all(
+            select(h.c.id, h.c.owner_id, h.c.created_at, hm.c.member_id)
+            .join(hm, hm.c.household_id == h.c.id)
+            .where(condition)
+            .order_by(h.c.id, hm.c.joined_at, hm.c.member_id)
+        )
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            grouped[row.id].append(row)
+        return [
+            Household(
+                id=hid,
+                owner_id=group[0].owner_id,
+                member_ids=tuple(r.member_id for r in group),
+                created_at=group[0].created_at,
+            )
+            for hid, group in grouped.items()
+        ]
+
+    async def offers_for_members(
+        self, member_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[Offer]]:
+        o = t.offers
+        rows = await self._all(
+            select(o)
+            .where(
+                o.c.active.is_(True),
+                o.c.redeemed_at.is_(None),
+                or_(o.c.member_id.is_(None), o.c.member_id.in_(member_ids)),
+                or_(o.c.valid_from.is_(None), o.c.valid_from <= now),
+                or_(o.c.valid_until.is_(None), o.c.valid_until > now),
+            )
+            .order_by(o.c.created_at, o.c.id)
+        )
+        result: dict[str, list[Offer]] = {m: [] for m in member_ids}
+        for row in rows:
+            offer = _offer(row)
+            for member_id in [row.member_id] if row.member_id else member_ids:
+                result[member_id].append(offer)
+        return result
+
+
+def _assignment(row: Any) -> TierAssignment:
+    return TierAssignment(
+        member_id=row.member_id,
+        tier_key=row.tier_key,
+        reason=row.reason,
+        assigned_by=row.assigned_by,
+        assigned_at=row.assigned_at,
+    )
+
+
+def _offer(row: Any) -> Offer:
+    from decimal import Decimal
+
+    return Offer(
+        id=row.id,
+        key=row.key,
+        kind=OfferKind(row.kind),
+        title=row.title,
+        code=row.code,
+        discount_percent=Decimal(row.discount_percent) if row.discount_percent else None,
+        bonus_points=row.bonus_points,
+        bonus_multiplier=Decimal(row.bonus_multiplier) if row.bonus_multiplier else None,
+        valid_until=row.valid_until,
+        member_id=row.member_id,
+        tier_key=row.tier_key,
+    )
+
+
+class SqlLedgerSession:
+    """One write transaction (`loyalty.store.LedgerSession`)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self._account_ids: dict[str, int] = {}
+
+    async def _one(self, statement: Any) -> Any:
+        return (await self.conn.execute(statement)).first()
+
+    async def find_result(self, key: str) -> StoredResult | None:
+        ik = t.idempotency_keys
+        row = await self._one(select(ik).where(ik.c.key == key))
+        return StoredResult(row.operation, row.input_hash, dict(row.result)) if row else None
+
+    async def save_result(
+        self, key: str, operation: str, input_hash: str, result: Mapping[str, Any]
+    ) -> None:
+        await self.conn.execute(
+            t.idempotency_keys.insert().values(
+                key=key,
+                operation=operation,
+                input_hash=input_hash,
+                result=dict(result),
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    async def member(self, member_id: str) -> Member | None:
+        row = await self._one(_active_members().where(t.members.c.id == member_id))
+        return _member(row) if row else None
+
+    async def member_by_commerce_id(self, commerce_customer_id: str) -> Member | None:
+        c = t.members.c
+        row = await self._one(
+            select(t.members).where(c.commerce_customer_id == commerce_customer_id)
+        )
+        return _member(row) if row else None
+
+    async def member_by_cdp_id(self, cdp_user_id: str) -> Member | None:
+        row = await self._one(select(t.members).where(t.members.c.cdp_user_id == cdp_user_id))
+        return _member(row) if row else None
+
+    async def add_member(self, member: Member) -> None:
+        await self.conn.execute(
+            t.members.insert().values(
+                id=member.id,
+                commerce_customer_id=member.commerce_customer_id,
+                cdp_user_id=member.cdp_user_id,
+                email=member.email,
+                first_name=member.first_name,
+                last_name=member.last_name,
+                enrolled_at=member.enrolled_at,
+                referred_by_id=member.referred_by_id,
+            )
+        )
+
+    async def wallet(self, member_id: str) -> Wallet:
+        hm = t.household_members
+        row = await self._one(select(hm.c.household_id).where(hm.c.member_id == member_id))
+        if row is not None:
+            hid = row.household_id
+            return Wallet(
+                household_account(hid, "pending"), household_account(hid, "available"),
+                household_id=hid,
+            )  # fmt: skip
+        return Wallet(
+            member_account(member_id, "pending"),
+            member_account(member_id, "available"),
+            owner_member_id=member_id,
+        )
+
+    async def ensure_account(
+        self,
+        code: str,
+        kind: AccountKind,
+        *,
+        member_id: str | None = None,
+        household_id: str | None = None,
+    ) -> None:
+        values = {
+            "code": code,
+            "kind": kind.value,
+            "member_id": member_id,
+            "household_id": household_id,
+            "balance": 0,
+            "created_at": datetime.now(UTC),
+        }
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        await self.conn.execute(
+            insert(t.ledger_accounts)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["code"])
+        )
+
+    async def _ids(self, codes: Sequence[str]) -> dict[str, int]:
+        missing = [c for c in codes if c not in self._account_ids]
+        if missing:
+            a = t.ledger_accounts
+            rows = (
+                await self.conn.execute(select(a.c.code, a.c.id).where(a.c.code.in_(missing)))
+            ).all()
+            self._account_ids.update(dict(rows))
+        unknown = [c for c in codes if c not in self._account_ids]
+        if unknown:
+            raise LookupError(f"no ledger account {unknown[0]!r}")
+        return {c: self._account_ids[c] for c in codes}
+
+    async def lock_accounts(self, codes: Sequence[str]) -> dict[str, int]:
+        a = t.ledger_accounts
+        result: dict[str, int] = {}
+        for code in sorted(set(codes)):  # one fixed order: no deadlocks between lockers
+            row = await self._one(
+                select(a.c.id, a.c.balance).where(a.c.code == code).with_for_update()
+            )
+            if row is None:
+                raise LookupError(f"no ledger account {code!r}")
+            self._account_ids[code] = row.id
+            result[code] = int(row.balance)
+        return result
+
+    async def post(self, txn: NewTransaction, postings: Sequence[Posting]) -> Transaction:
+        if not postings:
+            raise ValueError("a transaction needs at least one posting")
+        for posting in postings:
+            if posting.amount <= 0 or posting.source == posting.destination:
+                raise ValueError(f"invalid posting {posting}")
+        ids = await self._ids(
+            sorted({p.source for p in postings} | {p.destination for p in postings})
+        )
+        now = datetime.now(UTC)
+        tx = t.ledger_transactions
+        txn_id = (
+            await self.conn.execute(
+                tx.insert()
+                .values(
+                    member_id=txn.member_id,
+                    kind=txn.kind.value,
+                    points=txn.points,
+                    status=txn.status.value,
+                    occurred_at=txn.occurred_at,
+                    available_at=txn.available_at,
+                    description=txn.description,
+                    order_id=txn.order_id,
+                    channel=txn.channel.value if txn.channel else None,
+                    store_id=txn.store_id,
+                    actor=txn.actor,
+                    reverses_id=txn.reverses_id,
+                    extra=txn.extra,
+                    created_at=now,
+                )
+                .returning(tx.c.id)
+            )
+        ).scalar_one()
+        await self.conn.execute(
+            t.ledger_postings.insert(),
+            [
+                {
+                    "transaction_id": txn_id,
+                    "source_id": ids[p.source],
+                    "destination_id": ids[p.destination],
+                    "amount": p.amount,
+                }
+                for p in postings
+            ],
+        )
+        deltas: dict[str, int] = defaultdict(int)
+        for p in postings:
+            deltas[p.source] -= p.amount
+            deltas[p.destination] += p.amount
+        a = t.ledger_accounts
+        for code in sorted(deltas):
+            if deltas[code]:
+                await self.conn.execute(
+                    update(a).where(a.c.id == ids[code]).values(balance=a.c.balance + deltas[code])
+                )
+        return Transaction(
+            id=txn_id,
+            member_id=txn.member_id,
+            kind=txn.kind,
+            points=txn.points,
+            status=txn.status,
+            occurred_at=txn.occurred_at,
+            available_at=txn.available_at,
+            description=txn.description,
+            order_id=txn.order_id,
+            channel=txn.channel,
+            store_id=txn.store_id,
+            actor=txn.actor,
+            extra=txn.extra,
+        )
+
+    async def purchase(self, order_id: str) -> tuple[str, int] | None:
+        pu = t.purchases
+        row = await self._one(
+            select(pu.c.member_id, pu.c.transaction_id).where(pu.c.order_id == order_id)
+        )
+        return (row.member_id, row.transaction_id) if row else None
+
+    async def add_purchase(self, purchase: NewPurchase, transaction_id: int | None) -> None:
+        await self.conn.execute(
+            t.purchases.insert().values(
+                order_id=purchase.order_id,
+                member_id=purchase.member_id,
+                currency=purchase.currency,
+                amount_minor=purchase.amount_minor,
+                program_amount_minor=purchase.program_amount_minor,
+                returned_program_amount_minor=0,
+                occurred_at=purchase.occurred_at,
+                channel=purchase.channel.value,
+                store_id=purchase.store_id,
+                transaction_id=transaction_id,
+                source=purchase.source,
+            )
+        )
+
+    async def transaction(self, transaction_id: int) -> Transaction | None:
+        tx = t.ledger_transactions
+        row = await self._one(select(tx).where(tx.c.id == transaction_id))
+        return _transaction(row) if row else None
+
+    async def qualifying_spend_minor(self, member_id: str, since: datetime, until: datetime) -> int:
+        pu = t.purchases
+        value = (
+            await self.conn.execute(
+                select(
+                    func.sum(pu.c.program_amount_minor - pu.c.returned_program_amount_minor)
+                ).where(
+                    and_(
+                        pu.c.member_id == member_id,
+                        pu.c.occurred_at >= since,
+                        pu.c.occurred_at < until,
+                    )
+                )
+            )
+        ).scalar()
+        return int(value or 0)
+
+    async def tier_assignment(self, member_id: str) -> TierAssignment | None:
+        ta = t.tier_assignments
+        row = await self._one(
+            select(ta)
+            .where(ta.c.member_id == member_id, ta.c.revoked_at.is_(None))
+            .order_by(ta.c.assigned_at.desc())
+            .limit(1)
+        )
+        return _assignment(row) if row else None
+
+
+class SqlLoyaltyStore:
+    """`loyalty.store.LoyaltyStore` on one SQLAlchemy engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.reader = SqlReader(engine)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[SqlLedgerSession]:
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**{WRITE_OPTION: True})
+                async with conn.begin():
+                    yield SqlLedgerSession(conn)
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise ConcurrentWrite(str(exc.orig)) from exc
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            if _is_retryable(exc):
+                raise ConcurrentWrite(str(exc.orig)) from exc
+            raise
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "unique" in text or "duplicate key" in text
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock detected
+        return True
+    return "database is locked" in str(exc.orig).lower()

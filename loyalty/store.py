@@ -1,0 +1,184 @@
+"""The persistence port of the loyalty domain.
+
+`LoyaltyStore.reader` answers batched reads (one query per table for any number of
+members: this is what the gateway's DataLoaders call). `LoyaltyStore.session()` opens one
+database transaction in which a service checks rules and writes postings; everything in it
+commits together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from loyalty.models import (
+    AccountKind,
+    Balance,
+    Channel,
+    Household,
+    Member,
+    Offer,
+    Posting,
+    TierAssignment,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+
+
+class ConcurrentWrite(Exception):
+    """Another writer got there first (a unique key, a serialization failure). The service
+    retries the whole unit of work."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSearch:
+    search: str | None = None
+    member_ids: Sequence[str] | None = None
+    limit: int = 20
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPage:
+    members: list[Member]
+    total: int
+    has_next: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    """The accounts a member earns into and spends from: its own, or its household's."""
+
+    pending: str
+    available: str
+    owner_member_id: str | None = None
+    household_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTransaction:
+    member_id: str | None
+    kind: TransactionKind
+    points: int
+    status: TransactionStatus
+    occurred_at: datetime
+    available_at: datetime | None = None
+    description: str | None = None
+    order_id: str | None = None
+    channel: Channel | None = None
+    store_id: str | None = None
+    actor: str | None = None
+    reverses_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPurchase:
+    order_id: str
+    member_id: str
+    currency: str
+    amount_minor: int
+    program_amount_minor: int
+    occurred_at: datetime
+    channel: Channel
+    store_id: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    operation: str
+    input_hash: str
+    result: dict[str, Any]
+
+
+class LoyaltyReader(Protocol):
+    async def members_by_ids(self, ids: Sequence[str]) -> list[Member]: ...
+
+    async def members_by_commerce_ids(self, ids: Sequence[str]) -> list[Member]: ...
+
+    async def search_members(self, query: MemberSearch) -> MemberPage: ...
+
+    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]: ...
+
+    async def transactions(
+        self, member_ids: Sequence[str], *, limit: int, before_id: int | None
+    ) -> dict[str, list[Transaction]]: ...
+
+    async def transactions_by_ids(self, ids: Sequence[int]) -> list[Transaction]: ...
+
+    async def qualifying_spend_minor(
+        self, member_ids: Sequence[str], since: datetime, until: datetime
+    ) -> dict[str, int]: ...
+
+    async def tier_assignments(self, member_ids: Sequence[str]) -> dict[str, TierAssignment]: ...
+
+    async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]: ...
+
+    async def households_by_ids(self, ids: Sequence[str]) -> list[Household]: ...
+
+    async def offers_for_members(
+        self, member_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[Offer]]: ...
+
+
+class LedgerSession(Protocol):
+    """One database transaction. Writes are visible only after it commits."""
+
+    async def find_result(self, key: str) -> StoredResult | None: ...
+
+    async def save_result(
+        self, key: str, operation: str, input_hash: str, result: Mapping[str, Any]
+    ) -> None: ...
+
+    async def member(self, member_id: str) -> Member | None: ...
+
+    async def member_by_commerce_id(self, commerce_customer_id: str) -> Member | None: ...
+
+    async def member_by_cdp_id(self, cdp_user_id: str) -> Member | None: ...
+
+    async def add_member(self, member: Member) -> None: ...
+
+    async def wallet(self, member_id: str) -> Wallet: ...
+
+    async def ensure_account(
+        self,
+        code: str,
+        kind: AccountKind,
+        *,
+        member_id: str | None = None,
+        household_id: str | None = None,
+    ) -> None: ...
+
+    async def lock_accounts(self, codes: Sequence[str]) -> dict[str, int]:
+        """Lock the accounts (in a fixed order) and return their balances."""
+        ...
+
+    async def post(self, txn: NewTransaction, postings: Sequence[Posting]) -> Transaction:
+        """Append a transaction and its postings and update the cached balances.
+        Refuses an empty or unbalanced transaction."""
+        ...
+
+    async def purchase(self, order_id: str) -> tuple[str, int] | None:
+        """(member id, earn transaction id) of an order already recorded, if any."""
+        ...
+
+    async def add_purchase(self, purchase: NewPurchase, transaction_id: int) -> None: ...
+
+    async def transaction(self, transaction_id: int) -> Transaction | None: ...
+
+    async def qualifying_spend_minor(
+        self, member_id: str, since: datetime, until: datetime
+    ) -> int: ...
+
+    async def tier_assignment(self, member_id: str) -> TierAssignment | None: ...
+
+
+class LoyaltyStore(Protocol):
+    reader: LoyaltyReader
+
+    def session(self) -> AbstractAsyncContextManager[LedgerSession]: ...
