@@ -103,14 +103,14 @@ class LedgerService:
                 raise DomainError(UserErrorCode.NOT_FOUND, "no such member", ("memberId",))
             prior = await session.purchase(order_id)
             if prior is not None:
-                member_id, transaction_id = prior
-                if member_id != purchase.member_id:
+                prior_member_id, prior_transaction_id = prior
+                if prior_member_id != purchase.member_id:
                     raise DomainError(
                         UserErrorCode.NOT_ALLOWED,
                         "this order was already recorded for another member",
                         ("orderId",),
                     )
-                return {"member_id": member_id, "transaction_id": transaction_id}
+                return {"member_id": prior_member_id, "transaction_id": prior_transaction_id}
             since, until = qualifying_window(self.program, occurred_at)
             spend = await session.qualifying_spend_minor(purchase.member_id, since, until)
             status = tier_status(
@@ -120,7 +120,7 @@ class LedgerService:
                 await session.tier_assignment(purchase.member_id),
             )
             points = points_for(self.program, converted, status.current)
-            transaction_id = None
+            transaction_id: int | None = None
             if points > 0:
                 transaction_id = await self._earn(session, purchase, order_id, points, occurred_at)
             await session.add_purchase(

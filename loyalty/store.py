@@ -96,6 +96,13 @@ class StoredResult:
     result: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    member_id: str
+    spend_minor: int
+    orders: int
+
+
 class LoyaltyReader(Protocol):
     async def members_by_ids(self, ids: Sequence[str]) -> list[Member]: ...
 
@@ -116,6 +123,10 @@ class LoyaltyReader(Protocol):
     ) -> dict[str, int]: ...
 
     async def tier_assignments(self, member_ids: Sequence[str]) -> dict[str, TierAssignment]: ...
+
+    async def top_spenders(self, since: datetime, until: datetime, limit: int) -> list[SpendRow]:
+        """Members by purchase amount (net of returns) in [since, until), highest first."""
+        ...
 
     async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]: ...
 
@@ -163,11 +174,11 @@ class LedgerSession(Protocol):
         Refuses an empty or unbalanced transaction."""
         ...
 
-    async def purchase(self, order_id: str) -> tuple[str, int] | None:
+    async def purchase(self, order_id: str) -> tuple[str, int | None] | None:
         """(member id, earn transaction id) of an order already recorded, if any."""
         ...
 
-    async def add_purchase(self, purchase: NewPurchase, transaction_id: int) -> None: ...
+    async def add_purchase(self, purchase: NewPurchase, transaction_id: int | None) -> None: ...
 
     async def transaction(self, transaction_id: int) -> Transaction | None: ...
 
@@ -179,6 +190,7 @@ class LedgerSession(Protocol):
 
 
 class LoyaltyStore(Protocol):
-    reader: LoyaltyReader
+    @property
+    def reader(self) -> LoyaltyReader: ...
 
     def session(self) -> AbstractAsyncContextManager[LedgerSession]: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from loyalty.models import TierAssignment
 from loyalty.money import Money
@@ -59,7 +60,7 @@ def tier_status(
         higher = [t for t in program.public_tiers if t.min_spend > current.min_spend]
         if higher:
             next_tier = higher[0]
-            gap = max(next_tier.min_spend - spend.amount, 0)
+            gap = max(next_tier.min_spend - spend.amount, Decimal(0))
             to_next = Money(gap, program.currency).rounded()
     valid_until = None
     if program.tier_basis == "spend_calendar_year":

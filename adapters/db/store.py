@@ -38,6 +38,7 @@ from loyalty.store import (
     MemberSearch,
     NewPurchase,
     NewTransaction,
+    SpendRow,
     StoredResult,
     Wallet,
 )
@@ -231,6 +232,20 @@ class SqlReader:
             .order_by(ta.c.assigned_at)
         )
         return {r.member_id: _assignment(r) for r in rows}  # the latest wins
+
+    async def top_spenders(self, since: datetime, until: datetime, limit: int) -> list[SpendRow]:
+        pu = t.purchases
+        net = func.sum(pu.c.program_amount_minor - pu.c.returned_program_amount_minor)
+        rows = await self._all(
+            select(pu.c.member_id, net.label("spend"), func.count().label("orders"))
+            .join(t.members, t.members.c.id == pu.c.member_id)
+            .where(pu.c.occurred_at >= since, pu.c.occurred_at < until)
+            .where(t.members.c.forgotten_at.is_(None))
+            .group_by(pu.c.member_id)
+            .order_by(net.desc(), pu.c.member_id)
+            .limit(limit)
+        )
+        return [SpendRow(r.member_id, int(r.spend or 0), int(r.orders)) for r in rows]
 
     async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]:
         hm = t.household_members
@@ -506,7 +521,7 @@ class SqlLedgerSession:
             extra=txn.extra,
         )
 
-    async def purchase(self, order_id: str) -> tuple[str, int] | None:
+    async def purchase(self, order_id: str) -> tuple[str, int | None] | None:
         pu = t.purchases
         row = await self._one(
             select(pu.c.member_id, pu.c.transaction_id).where(pu.c.order_id == order_id)

@@ -1,0 +1,217 @@
+"""The application factory: `create_app(settings)` builds the Starlette app; the lifespan
+opens (and closes) the long-lived clients: the database engine, Redis, one httpx client."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+
+from adapters.db.engine import create_engine
+from adapters.db.migrate import upgrade_engine
+from adapters.db.store import SqlLoyaltyStore
+from gateway.auth import AuthError, TokenVerifier
+from gateway.demo import Fakes, seed_database, seed_fakes
+from gateway.graphiql import STATIC_PREFIX, static_app
+from gateway.graphql_view import PatronGraphQL
+from gateway.schema import build_schema
+from gateway.settings import Settings
+from gateway.upstreams import build_upstreams
+from loyalty.access import Viewer
+from loyalty.ledger import LedgerService
+from loyalty.members import MemberService
+from loyalty.program import Program, load_program
+from resolvers.context import Services
+
+log = logging.getLogger("patron")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Gateway:
+    """What the lifespan made: shared by every request of this process."""
+
+    settings: Settings
+    services: Services
+    verifier: TokenVerifier | None
+    engine: AsyncEngine
+    redis: Redis | None
+    http: httpx.AsyncClient
+
+    async def authenticate(self, authorization: str | None) -> Viewer:
+        if not authorization:
+            return Viewer.anonymous()
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header must be 'Bearer <token>'")
+        if self.verifier is None:
+            raise AuthError("this gateway has no token verification configured")
+        return await self.verifier.verify(token.strip())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    fakes: Fakes | None = None,
+    clock: Clock = utc_now,
+) -> Starlette:
+    """Build the gateway. `http` replaces the shared HTTP client (tests route it to fakes);
+    in demo mode the fakes run in process unless given."""
+    program = load_program(settings.program)  # an invalid program stops the start here
+    if settings.demo and fakes is None and http is None:
+        fakes = Fakes()
+        seed_fakes(fakes, clock())
+    schema = build_schema(production=not settings.is_dev)
+    graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        if http is not None:
+            client = http
+        elif fakes is not None:
+            client = fakes.http_client()
+        else:
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.upstream_read_timeout),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            )
+        try:
+            services = _services(settings, program, engine, client, clock)
+            if settings.demo:
+                await upgrade_engine(engine)
+                await seed_database(services, engine)
+            app.state.gateway = Gateway(
+                settings, services, _verifier(settings, client), engine, redis, client
+            )
+            yield
+        finally:
+            if http is None:
+                await client.aclose()
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    endpoint = GraphQLEndpoint(graphql)
+    routes: list[Route | WebSocketRoute | Mount] = [
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", endpoint),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if settings.is_dev:
+        routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.fakes = fakes
+    return app
+
+
+def _services(
+    settings: Settings, program: Program, engine: AsyncEngine, http: httpx.AsyncClient, clock: Clock
+) -> Services:
+    store = SqlLoyaltyStore(engine)
+    upstreams = build_upstreams(settings, http)
+    return Services(
+        program=program,
+        store=store,
+        commerce=upstreams.commerce,
+        cms=upstreams.cms,
+        cdp=upstreams.cdp,
+        members=MemberService(store, clock),
+        ledger=LedgerService(store, program, clock),
+        card_secret=settings.card_secret.get_secret_value() or settings.jwt_secret_value,
+        clock=clock,
+    )
+
+
+def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | None:
+    if settings.jwt_secret is None and settings.jwks_url is None:
+        log.warning("no PATRON_JWT_SECRET or PATRON_JWKS_URL: every caller is anonymous")
+        return None
+    return TokenVerifier(
+        secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+        jwks_url=settings.jwks_url,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        http=http,
+    )
+
+
+class GraphQLEndpoint:
+    """Authenticates the bearer token, then hands the request to strawberry. A token that
+    cannot be trusted is a 401 with a GraphQL error body, before any execution."""
+
+    def __init__(self, graphql: PatronGraphQL) -> None:
+        self.graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway: Gateway = scope["app"].state.gateway
+        headers = dict(scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        try:
+            viewer = await gateway.authenticate(authorization)
+        except AuthError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
+                return
+            response = JSONResponse(
+                {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["viewer"] = viewer
+        await self.graphql(scope, receive, send)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is alive."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The database and (when configured) Redis answer."""
+    gateway: Gateway = request.app.state.gateway
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        async with gateway.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+        ready = False
+    if gateway.redis is None:
+        checks["redis"] = "not configured"
+    else:
+        try:
+            await gateway.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+            ready = False
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+    )

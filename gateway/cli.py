@@ -1,0 +1,201 @@
+"""`patron`: serve, migrate, export-schema, token, fakes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from loyalty.program import ProgramError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ProgramError as exc:
+        print(f"patron: invalid program file: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"patron: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patron", description="The Patron loyalty gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="SQLite, in-process fakes with demo data, a demo secret; prints tokens",
+    )
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(run=_migrate)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument("-o", "--output", type=Path, help="write to this file instead")
+    export.set_defaults(run=_export_schema)
+
+    token = commands.add_parser("token", help="sign a bearer token with PATRON_JWT_SECRET")
+    token.add_argument("--sub", required=True, help="subject: a member's commerce customer id")
+    token.add_argument("--role", action="append", required=True, help="repeat for several")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.add_argument("--store", help="an associate's store")
+    token.set_defaults(run=_token)
+
+    fakes = commands.add_parser("fakes", help="serve the fake upstreams (demo data) over HTTP")
+    fakes.add_argument("--host", default="127.0.0.1")
+    fakes.add_argument("--port", type=int, default=9100)
+    fakes.add_argument("--latency-ms", type=float, default=0.0, help="per upstream request")
+    fakes.set_defaults(run=_fakes)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.demo:
+        from gateway import demo
+
+        os.environ["PATRON_DEMO"] = "true"
+        os.environ.setdefault("PATRON_DATABASE_URL", demo.DEMO_DATABASE_URL)
+        if not os.environ.get("PATRON_JWKS_URL"):
+            os.environ.setdefault("PATRON_JWT_SECRET", demo.DEMO_JWT_SECRET)
+        os.environ.setdefault("PATRON_CARD_SECRET", demo.DEMO_CARD_SECRET)
+        os.environ.setdefault("PATRON_WEBHOOK_SECRET", demo.DEMO_WEBHOOK_SECRET)
+        os.environ.setdefault("PATRON_CDP_WEBHOOK_SECRET", demo.DEMO_WEBHOOK_SECRET)
+        for key, value in demo.fake_upstream_env().items():
+            os.environ.setdefault(key, value)
+        if args.workers != 1:
+            print("patron: --demo runs one worker (its fakes live in process)", file=sys.stderr)
+            args.workers = 1
+    from gateway.settings import Settings
+
+    settings = Settings()
+    from gateway.app import create_app
+
+    create_app(settings)  # validate the program and settings before forking workers
+    if settings.demo:
+        _print_demo_banner(settings, args.host, args.port)
+    uvicorn.run(
+        "gateway.main:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _print_demo_banner(settings: object, host: str, port: int) -> None:
+    from gateway import demo
+    from gateway.auth import issue_token
+
+    secret = os.environ.get("PATRON_JWT_SECRET") or demo.DEMO_JWT_SECRET
+    ttl = 7 * 24 * 3600
+    ava = demo.DEMO_CUSTOMERS[0]
+    associate, store = demo.DEMO_ASSOCIATE
+    rows = [
+        ("member", f"{ava.first_name} {ava.last_name} ({ava.commerce_id})",
+         issue_token(secret, ava.commerce_id, ["member"], ttl=ttl)),
+        ("associate", f"{associate} at {store}",
+         issue_token(secret, associate, ["associate"], ttl=ttl, store=store)),
+        ("marketer", demo.DEMO_MARKETER,
+         issue_token(secret, demo.DEMO_MARKETER, ["marketer"], ttl=ttl)),
+        ("service", f"{demo.DEMO_SERVICE} (POS)",
+         issue_token(secret, demo.DEMO_SERVICE, ["service"], ttl=ttl)),
+    ]  # fmt: skip
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(
+        "\nPatron demo: Club Harry on SQLite, fake commercetools, Amplience and Segment in "
+        "process.\n"
+        f"  GraphiQL:  http://{shown}:{port}/graphql\n"
+        '  Tokens (7 days; paste into GraphiQL\'s Headers as {"Authorization": "Bearer ..."}):'
+    )
+    for role, who, token in rows:
+        print(f"    {role:<10} {who}")
+        print(f"    {role:<10} Bearer {token}")
+    print(
+        "  Try:  { me { externalIds { commerceCustomerId } points { available pending } "
+        "tier { current { name } } cart { total { amount currencyCode } pointsPreview } } }\n",
+        flush=True,
+    )
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from adapters.db.migrate import upgrade
+    from gateway.settings import Settings
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    print(f"patron: database is up to date ({_redacted(settings.database_url)})")
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from gateway.schema import schema_sdl
+
+    sdl = schema_sdl()
+    if args.output:
+        args.output.write_text(sdl, encoding="utf-8")
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from gateway.auth import issue_token
+    from gateway.settings import Settings
+
+    settings = Settings()
+    if settings.jwt_secret is None:
+        print("patron: PATRON_JWT_SECRET is not set", file=sys.stderr)
+        return 2
+    roles = [r for value in args.role for r in value.split(",") if r]
+    print(
+        issue_token(
+            settings.jwt_secret.get_secret_value(),
+            args.sub,
+            roles,
+            ttl=args.ttl,
+            store=args.store,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    )
+    return 0
+
+
+def _fakes(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.demo import Fakes, seed_fakes
+
+    fakes = Fakes()
+    seed_fakes(fakes)
+    latency = args.latency_ms / 1000
+    fakes.commerce.latency = latency
+    fakes.cms.latency = latency
+    fakes.cdp.latency = latency
+    uvicorn.run(fakes.app(), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,58 @@
+"""The GraphQL schema: the roots from `resolvers/`, and the execution extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from loyalty.errors import PatronError
+from resolvers.mutations import Mutation
+from resolvers.query import Query
+
+
+class SoftErrors(SchemaExtension):
+    """Adds the errors of fields that answered with a fallback value (an empty non-null
+    list whose upstream failed) to the response's `errors`."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        context = self.execution_context.context
+        result = self.execution_context.result
+        soft = getattr(context, "soft_errors", None)
+        if soft and result is not None:
+            result.errors = [*(result.errors or []), *soft]
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Mask unexpected errors only: those we raise on purpose carry an extensions.code."""
+    original = error.original_error
+    return not (original is None or isinstance(original, PatronError | GraphQLError))
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    extensions: list[Any] = [
+        SoftErrors,
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+    ]
+    if production:
+        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(
+            MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
+        )
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+def schema_sdl() -> str:
+    return build_schema().as_str() + "\n"

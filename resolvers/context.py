@@ -1,0 +1,53 @@
+"""The per-request context every resolver receives: who is asking, the services, and a
+fresh set of DataLoaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from graphql import GraphQLError
+
+from loyalty.access import Viewer
+from loyalty.ledger import LedgerService
+from loyalty.members import MemberService
+from loyalty.ports import CommercePort, ContentPort, ProfilePort
+from loyalty.program import Program
+from loyalty.store import LoyaltyStore
+from resolvers.loaders import Loaders
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Long-lived dependencies, built once in the gateway's lifespan."""
+
+    program: Program
+    store: LoyaltyStore
+    commerce: CommercePort
+    cms: ContentPort
+    cdp: ProfilePort
+    members: MemberService
+    ledger: LedgerService
+    card_secret: str
+    clock: Callable[[], datetime]
+
+
+@dataclass(slots=True)
+class Context:
+    viewer: Viewer
+    services: Services
+    loaders: Loaders
+    request: Any = None
+    response: Any = None
+    # Errors about fields that still return a value (a non-null list whose upstream failed):
+    # the `SoftErrors` extension adds them to the response's `errors`.
+    soft_errors: list[GraphQLError] = field(default_factory=list)
+    connection_params: dict[str, Any] | None = None
+
+    @classmethod
+    def build(
+        cls, viewer: Viewer, services: Services, request: Any = None, response: Any = None
+    ) -> Context:
+        return cls(viewer, services, Loaders.build(services), request, response)

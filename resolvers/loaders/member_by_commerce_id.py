@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from aiodataloader import DataLoader
+
+from loyalty.models import Member
+from loyalty.store import LoyaltyReader
+
+
+class MemberByCommerceIdLoader(DataLoader[str, Member | None]):
+    def __init__(self, reader: LoyaltyReader) -> None:
+        super().__init__()
+        self.reader = reader
+
+    async def batch_load_fn(self, keys: list[str]) -> list[Member | None]:
+        found = {m.commerce_customer_id: m for m in await self.reader.members_by_commerce_ids(keys)}
+        return [found.get(k) for k in keys]

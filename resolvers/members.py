@@ -1,0 +1,218 @@
+"""The unified member view: loyalty data owned here, joined with the CDP profile, the
+commerce cart and orders, and CMS content. Every field asks a per-request DataLoader."""
+
+from __future__ import annotations
+
+import enum
+import io
+from datetime import datetime
+from typing import Any
+
+import segno
+import strawberry
+from strawberry.types import Info
+
+from loyalty.access import may_read_member
+from loyalty.card import card_code
+from loyalty.errors import UpstreamError
+from loyalty.models import Member as DomainMember
+from loyalty.offers import offers_for_member
+from resolvers.commerce import Cart, Order
+from resolvers.errors import soft_upstream_error, upstream_error
+from resolvers.households import Household
+from resolvers.loaders.orders_by_customer_id import OrdersKey
+from resolvers.loaders.transactions_by_member_id import TransactionPageKey
+from resolvers.money import Money
+from resolvers.node import Node, to_global_id
+from resolvers.offers import Offer
+from resolvers.points import (
+    PageInfo,
+    PointsBalance,
+    PointsTransaction,
+    PointsTransactionConnection,
+    PointsTransactionEdge,
+    parse_transaction_cursor,
+    transaction_cursor,
+)
+from resolvers.profile import Profile
+from resolvers.tiers import TierStatus
+
+MAX_PAGE = 100
+
+
+@strawberry.type
+class ExternalIds:
+    commerce_customer_id: str
+    cdp_user_id: str
+    email: str | None
+
+
+@strawberry.type
+class MemberCard:
+    code: str = strawberry.field(
+        description="The signed code that the member's QR card encodes; memberByCard resolves it."
+    )
+
+    @strawberry.field(description="The same code as an SVG QR image.")
+    def qr_svg(self) -> str:
+        out = io.BytesIO()
+        segno.make(self.code, error="m").save(out, kind="svg", scale=4, xmldecl=False)
+        return out.getvalue().decode()
+
+
+@strawberry.enum
+class RfmSegment(enum.Enum):
+    NURSERY = "NURSERY"
+    NURTURE = "NURTURE"
+    RETAIN = "RETAIN"
+    REACTIVATE = "REACTIVATE"
+
+
+@strawberry.type
+class MemberInsights:
+    segment: RfmSegment
+    recency_days: int | None
+    frequency12m: int
+    spend12m: Money
+    engagement_score: float = strawberry.field(description="0..1")
+    churn_risk: float = strawberry.field(description="0..1")
+
+
+@strawberry.type
+class Member(Node):
+    id: strawberry.ID
+    enrolled_at: datetime
+    _member: strawberry.Private[DomainMember]
+
+    @classmethod
+    def of(cls, member: DomainMember) -> Member:
+        return cls(
+            id=to_global_id("Member", member.id), enrolled_at=member.enrolled_at, _member=member
+        )
+
+    @strawberry.field
+    def external_ids(self) -> ExternalIds:
+        m = self._member
+        return ExternalIds(
+            commerce_customer_id=m.commerce_customer_id, cdp_user_id=m.cdp_user_id, email=m.email
+        )
+
+    @strawberry.field(description="From the CDP adapter; null with an error if the CDP is down.")
+    async def profile(self, info: Info[Any, Any]) -> Profile | None:
+        try:
+            profile = await info.context.loaders.profile_by_user_id.load(self._member.cdp_user_id)
+        except UpstreamError as exc:
+            raise upstream_error(exc, info) from exc
+        return Profile.of(profile) if profile else None
+
+    @strawberry.field
+    async def points(self, info: Info[Any, Any]) -> PointsBalance:
+        balance = await info.context.loaders.balance_by_member_id.load(self._member.id)
+        return PointsBalance.of(balance)
+
+    @strawberry.field
+    async def transactions(
+        self, info: Info[Any, Any], first: int = 20, after: str | None = None
+    ) -> PointsTransactionConnection:
+        limit = max(0, min(first, MAX_PAGE))
+        before_id = parse_transaction_cursor(after) if after else None
+        if after and before_id is None:
+            from resolvers.errors import refusal
+
+            raise refusal("INVALID_INPUT", "after is not a cursor of this connection")
+        page = await info.context.loaders.transactions_by_member_id.load(
+            TransactionPageKey(self._member.id, limit + 1, before_id)
+        )
+        now = info.context.services.clock()
+        edges = [
+            PointsTransactionEdge(
+                node=PointsTransaction.of(t, now), cursor=transaction_cursor(t.id)
+            )
+            for t in page[:limit]
+        ]
+        return PointsTransactionConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(page) > limit, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
+    @strawberry.field
+    async def tier(self, info: Info[Any, Any]) -> TierStatus:
+        status = await info.context.loaders.tier_status_by_member_id.load(self._member.id)
+        return TierStatus.of(status)
+
+    @strawberry.field
+    async def household(self, info: Info[Any, Any]) -> Household | None:
+        household = await info.context.loaders.household_by_member_id.load(self._member.id)
+        return Household.of(household) if household else None
+
+    @strawberry.field(description="Offers this member can use now, each with its CMS content.")
+    async def offers(self, info: Info[Any, Any]) -> list[Offer]:
+        loaders = info.context.loaders
+        status = await loaders.tier_status_by_member_id.load(self._member.id)
+        stored = await loaders.offers_by_member_id.load(self._member.id)
+        return [Offer.of(o) for o in offers_for_member(status.current, stored)]
+
+    @strawberry.field(
+        description="The active cart from the commerce adapter; null when there is none."
+    )
+    async def cart(self, info: Info[Any, Any]) -> Cart | None:
+        try:
+            cart = await info.context.loaders.cart_by_customer_id.load(
+                self._member.commerce_customer_id
+            )
+        except UpstreamError as exc:
+            raise upstream_error(exc, info) from exc
+        return Cart.of(cart, self._member.id) if cart else None
+
+    @strawberry.field(
+        description="Orders from the commerce adapter, newest first. When commerce is down the "
+        "list is empty and `errors` has an UPSTREAM_* error at this path."
+    )
+    async def orders(self, info: Info[Any, Any], first: int = 10) -> list[Order]:
+        limit = max(0, min(first, MAX_PAGE))
+        if limit == 0:
+            return []
+        try:
+            orders = await info.context.loaders.orders_by_customer_id.load(
+                OrdersKey(self._member.commerce_customer_id, limit)
+            )
+        except UpstreamError as exc:
+            soft_upstream_error(exc, info)
+            return []
+        return [Order.of(o) for o in orders]
+
+    @strawberry.field
+    def card(self, info: Info[Any, Any]) -> MemberCard:
+        return MemberCard(code=card_code(self._member.id, info.context.services.card_secret))
+
+    @strawberry.field(description="Staff only.")
+    async def insights(self, info: Info[Any, Any]) -> MemberInsights | None:
+        from resolvers.errors import not_allowed, refusal
+
+        if not info.context.viewer.is_staff:
+            raise not_allowed("insights are for staff only")
+        raise refusal("NOT_AVAILABLE", "segments are not computed yet (patron jobs run segments)")
+
+
+async def readable_member(info: Info[Any, Any], member: DomainMember) -> bool:
+    """Whether the viewer may see this member: staff and services any; a member itself and
+    the members of its household."""
+    viewer = info.context.viewer
+    if viewer.reads_any_member:
+        return True
+    if viewer.sub is None:
+        return False
+    if viewer.sub == member.commerce_customer_id:
+        return may_read_member(viewer, member.commerce_customer_id)
+    household = await info.context.loaders.household_by_member_id.load(member.id)
+    if household is None:
+        return False
+    others = await info.context.loaders.member_by_id.load_many(list(household.member_ids))
+    return may_read_member(
+        viewer, member.commerce_customer_id, [m.commerce_customer_id for m in others if m]
+    )
+
+
+__all__ = ["Member", "MemberCard", "MemberInsights", "RfmSegment", "readable_member"]

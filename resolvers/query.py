@@ -1,0 +1,205 @@
+"""The Query root: thin resolvers, arguments in, a loader or service call, a type out."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from loyalty.access import Role
+from loyalty.card import member_id_from_card
+from loyalty.money import Money as DomainMoney
+from loyalty.store import MemberSearch
+from resolvers.errors import not_allowed, not_found, refusal, unauthenticated
+from resolvers.households import Household
+from resolvers.members import Member, RfmSegment, readable_member
+from resolvers.money import Money
+from resolvers.node import Node, from_global_id, local_id
+from resolvers.points import PageInfo, PointsTransaction
+from resolvers.staff import (
+    CustomerSpend,
+    MemberConnection,
+    MemberEdge,
+    offset_cursor,
+    parse_offset_cursor,
+)
+from resolvers.tiers import Program
+
+MAX_MEMBERS_PAGE = 100
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+async def _visible(info: Info[Any, Any], member_id: str | None) -> Member:
+    """The member behind a local id, if the viewer may read it; else a GraphQL error."""
+    viewer = info.context.viewer
+    if not viewer.is_authenticated:
+        raise unauthenticated()
+    member = await info.context.loaders.member_by_id.load(member_id) if member_id else None
+    if member is None:
+        if not viewer.reads_any_member:
+            raise not_allowed("a member may read only itself and its household")
+        raise not_found("member")
+    if not await readable_member(info, member):
+        raise not_allowed("a member may read only itself and its household")
+    return Member.of(member)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def node(self, info: Info[Any, Any], id: strawberry.ID) -> Node | None:
+        decoded = from_global_id(id)
+        if decoded is None:
+            raise not_found("node")
+        type_name, local = decoded
+        if type_name == "Member":
+            return await _visible(info, local)
+        if type_name == "Household":
+            household = await info.context.loaders.household_by_id.load(local)
+            if household is None:
+                raise not_found("household")
+            await _visible(info, household.owner_id)
+            return Household.of(household)
+        if type_name == "PointsTransaction" and local.isdigit():
+            txn = await info.context.loaders.transaction_by_id.load(int(local))
+            if txn is None or txn.member_id is None:
+                raise not_found("transaction")
+            await _visible(info, txn.member_id)
+            return PointsTransaction.of(txn, info.context.services.clock())
+        raise not_found("node")
+
+    @strawberry.field(description="The member behind the bearer token (role member).")
+    async def me(self, info: Info[Any, Any]) -> Member | None:
+        viewer = info.context.viewer
+        if not viewer.is_authenticated:
+            raise unauthenticated()
+        if Role.MEMBER not in viewer.roles:
+            return None
+        member = await info.context.loaders.member_by_commerce_id.load(viewer.sub)
+        return Member.of(member) if member else None
+
+    @strawberry.field(
+        description="Staff (associate, marketer, admin) and service callers; a member may read "
+        "only itself and its household."
+    )
+    async def member(self, info: Info[Any, Any], id: strawberry.ID) -> Member | None:
+        return await _visible(info, local_id(id, "Member"))
+
+    @strawberry.field(
+        description="POS and associate app: resolve the code read from a member's QR card."
+    )
+    async def member_by_card(self, info: Info[Any, Any], code: str) -> Member | None:
+        member_id = member_id_from_card(code, info.context.services.card_secret)
+        if member_id is None:
+            if not info.context.viewer.is_authenticated:
+                raise unauthenticated()
+            raise not_found("card")
+        return await _visible(info, member_id)
+
+    @strawberry.field(
+        description="Staff search: by name, email or external id; filter by tier or RFM segment."
+    )
+    async def members(
+        self,
+        info: Info[Any, Any],
+        search: str | None = None,
+        tier_key: str | None = None,
+        segment: RfmSegment | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> MemberConnection:
+        viewer = info.context.viewer
+        if not viewer.is_authenticated:
+            raise unauthenticated()
+        if not viewer.is_staff:
+            raise not_allowed("member search is for staff")
+        if segment is not None:
+            raise refusal("NOT_AVAILABLE", "segments are not computed yet")
+        if first < 0 or first > MAX_MEMBERS_PAGE:
+            raise refusal("INVALID_INPUT", f"first must be between 0 and {MAX_MEMBERS_PAGE}")
+        offset = parse_offset_cursor(after) if after else -1
+        if offset is None:
+            raise refusal("INVALID_INPUT", "after is not a cursor of this connection")
+        services = info.context.services
+        member_ids: list[str] | None = None
+        if tier_key is not None:
+            if services.program.tier(tier_key) is None:
+                raise refusal("INVALID_INPUT", f"no tier {tier_key!r} in this program")
+            member_ids = await _members_in_tier(info, search, tier_key)
+        page = await services.store.reader.search_members(
+            MemberSearch(
+                search=search,
+                member_ids=member_ids,
+                limit=first,
+                after=str(offset) if offset >= 0 else None,
+            )
+        )
+        loader = info.context.loaders.member_by_id
+        start = offset + 1
+        edges = []
+        for i, member in enumerate(page.members):
+            loader.prime(member.id, member)
+            edges.append(MemberEdge(node=Member.of(member), cursor=offset_cursor(start + i)))
+        return MemberConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
+            total_count=page.total,
+        )
+
+    @strawberry.field(
+        description="The running loyalty program: public tiers for everyone, hidden tiers for "
+        "staff only."
+    )
+    def program(self, info: Info[Any, Any]) -> Program:
+        viewer = info.context.viewer
+        return Program.of(info.context.services.program, include_hidden=viewer.is_staff)
+
+    @strawberry.field(
+        description="Marketers: the members with the highest purchase amount in a calendar month "
+        "(YYYY-MM), in the program currency."
+    )
+    async def top_customers(
+        self, info: Info[Any, Any], month: str, first: int = 10
+    ) -> list[CustomerSpend]:
+        viewer = info.context.viewer
+        if not viewer.is_authenticated:
+            raise unauthenticated()
+        if not viewer.has(Role.MARKETER):
+            raise not_allowed("top customers are for marketers")
+        match = _MONTH.match(month)
+        if match is None:
+            raise refusal("INVALID_INPUT", "month must be YYYY-MM")
+        if first < 1 or first > MAX_MEMBERS_PAGE:
+            raise refusal("INVALID_INPUT", f"first must be between 1 and {MAX_MEMBERS_PAGE}")
+        services = info.context.services
+        zone = services.program.zone
+        year, mon = int(match[1]), int(match[2])
+        since = datetime(year, mon, 1, tzinfo=zone)
+        until = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=zone)
+        rows = await services.store.reader.top_spenders(since, until, first)
+        members = await info.context.loaders.member_by_id.load_many([r.member_id for r in rows])
+        currency = services.program.currency
+        return [
+            CustomerSpend(
+                member=Member.of(m),
+                spend=Money.of(DomainMoney.from_minor(r.spend_minor, currency)),
+                orders=r.orders,
+            )
+            for r, m in zip(rows, members, strict=True)
+            if m is not None
+        ]
+
+
+async def _members_in_tier(info: Info[Any, Any], search: str | None, tier_key: str) -> list[str]:
+    services = info.context.services
+    everyone = await services.store.reader.search_members(
+        MemberSearch(search=search, limit=100_000)
+    )
+    ids = [m.id for m in everyone.members]
+    statuses = await info.context.loaders.tier_status_by_member_id.load_many(ids)
+    return [i for i, s in zip(ids, statuses, strict=True) if s.current.key == tier_key]
