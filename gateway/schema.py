@@ -43,13 +43,13 @@ def _should_mask(error: GraphQLError) -> bool:
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     extensions: list[Any] = [
         SoftErrors,
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if production:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         extensions.append(
-            MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
+            lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
         )
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
 

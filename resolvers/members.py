@@ -3,6 +3,7 @@ commerce cart and orders, and CMS content. Every field asks a per-request DataLo
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import io
 from datetime import datetime
@@ -150,8 +151,11 @@ class Member(Node):
     @strawberry.field(description="Offers this member can use now, each with its CMS content.")
     async def offers(self, info: Info[Any, Any]) -> list[Offer]:
         loaders = info.context.loaders
-        status = await loaders.tier_status_by_member_id.load(self._member.id)
-        stored = await loaders.offers_by_member_id.load(self._member.id)
+        # Both at once: the offers' content then joins the tier content's CMS batch.
+        status, stored = await asyncio.gather(
+            loaders.tier_status_by_member_id.load(self._member.id),
+            loaders.offers_by_member_id.load(self._member.id),
+        )
         return [Offer.of(o) for o in offers_for_member(status.current, stored)]
 
     @strawberry.field(

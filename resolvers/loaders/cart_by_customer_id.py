@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from aiodataloader import DataLoader
-
 from loyalty.ports import CommercePort
 from loyalty.upstreams import Cart
+from resolvers.loaders.upstream_batch import UpstreamBatchLoader
 
 
-class CartByCustomerIdLoader(DataLoader[str, Cart | None]):
+class CartByCustomerIdLoader(UpstreamBatchLoader[str, Cart | None]):
     """Active carts of all the customers in a query: one commerce call per batch."""
 
     def __init__(self, commerce: CommercePort) -> None:

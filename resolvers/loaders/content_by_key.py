@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from aiodataloader import DataLoader
-
 from loyalty.ports import ContentPort
 from loyalty.upstreams import ContentItem
+from resolvers.loaders.upstream_batch import UpstreamBatchLoader
 
 
-class ContentByKeyLoader(DataLoader[str, ContentItem | None]):
+class ContentByKeyLoader(UpstreamBatchLoader[str, ContentItem | None]):
     """CMS content by delivery key: one batch fetch for every key in a query."""
 
     def __init__(self, cms: ContentPort) -> None:

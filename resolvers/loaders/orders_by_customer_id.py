@@ -3,10 +3,9 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple, cast
 
-from aiodataloader import DataLoader
-
 from loyalty.ports import CommercePort
 from loyalty.upstreams import Order
+from resolvers.loaders.upstream_batch import UpstreamBatchLoader
 
 
 class OrdersKey(NamedTuple):
@@ -14,7 +13,7 @@ class OrdersKey(NamedTuple):
     limit: int
 
 
-class OrdersByCustomerIdLoader(DataLoader[OrdersKey, list[Order]]):
+class OrdersByCustomerIdLoader(UpstreamBatchLoader[OrdersKey, list[Order]]):
     """A customer's newest orders. commercetools has no per-customer limit in one query, so
     the customers of a batch are asked concurrently, one call each."""
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from aiodataloader import DataLoader
-
 from loyalty.ports import ProfilePort
 from loyalty.upstreams import Profile
+from resolvers.loaders.upstream_batch import UpstreamBatchLoader
 
 
-class ProfileByUserIdLoader(DataLoader[str, Profile | None]):
+class ProfileByUserIdLoader(UpstreamBatchLoader[str, Profile | None]):
     """CDP profiles: the CDP has no batch read, so the adapter fans out with bounded
     concurrency, one call per distinct user."""
 
