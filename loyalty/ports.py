@@ -76,3 +76,10 @@ class ProfilePort(Protocol):
     async def request_deletion(self, user_id: str) -> None:
         """Ask the CDP to delete and suppress a user (GDPR erasure)."""
         ...
+
+
+class BalanceEvents(Protocol):
+    """Told after a commit that moved points, so live subscribers can be updated (across
+    replicas when Redis is configured)."""
+
+    async def balances_changed(self, member_ids: Sequence[str]) -> None: ...

@@ -27,6 +27,7 @@ from loyalty.models import (
     TransactionKind,
     TransactionStatus,
 )
+from loyalty.upstreams import TrackEvent
 
 
 class ConcurrentWrite(Exception):
@@ -187,6 +188,10 @@ class LedgerSession(Protocol):
     ) -> int: ...
 
     async def tier_assignment(self, member_id: str) -> TierAssignment | None: ...
+
+    async def add_outbox(self, events: Sequence[TrackEvent]) -> None:
+        """Queue events for the CDP in this transaction (sent after commit by the relay)."""
+        ...
 
 
 class LoyaltyStore(Protocol):

@@ -42,6 +42,7 @@ from loyalty.store import (
     StoredResult,
     Wallet,
 )
+from loyalty.upstreams import TrackEvent
 
 EARNED_KINDS = (
     TransactionKind.EARN.value,
@@ -576,6 +577,26 @@ class SqlLedgerSession:
             .limit(1)
         )
         return _assignment(row) if row else None
+
+    async def add_outbox(self, events: Sequence[TrackEvent]) -> None:
+        if not events:
+            return
+        now = datetime.now(UTC)
+        await self.conn.execute(
+            t.outbox.insert(),
+            [
+                {
+                    "message_id": e.message_id,
+                    "user_id": e.user_id,
+                    "event": e.event,
+                    "properties": e.properties,
+                    "occurred_at": e.timestamp,
+                    "created_at": now,
+                    "attempts": 0,
+                }
+                for e in events
+            ],
+        )
 
 
 class SqlLoyaltyStore:

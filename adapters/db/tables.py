@@ -217,3 +217,30 @@ webhook_deliveries = Table(
     Column("message_id", String(255), primary_key=True),
     Column("received_at", TS, nullable=False),
 )
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # Events for the CDP, written in the same database transaction as the postings they
+    # describe and sent after commit by the outbox relay; `message_id` deduplicates upstream.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(100), nullable=False, unique=True),
+    Column("user_id", String(128), nullable=False),
+    Column("event", String(100), nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Index("ix_outbox_unsent", "sent_at", "id"),
+)
+
+job_state = Table(
+    "job_state",
+    metadata,
+    # Checkpoints of resumable jobs (the backfill's position, the last run of a job).
+    Column("name", String(100), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
