@@ -44,6 +44,7 @@ class AccountKind(enum.StrEnum):
     CHARITY = "charity"
     WALLET_PENDING = "wallet_pending"
     WALLET_AVAILABLE = "wallet_available"
+    CLEARING = "clearing"
 
 
 class OfferKind(enum.StrEnum):

@@ -91,6 +91,17 @@ class NewPurchase:
 
 
 @dataclass(frozen=True, slots=True)
+class PurchaseRecord:
+    order_id: str
+    member_id: str
+    currency: str
+    amount_minor: int
+    returned_amount_minor: int
+    program_amount_minor: int
+    transaction_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredResult:
     operation: str
     input_hash: str
@@ -136,6 +147,21 @@ class LoyaltyReader(Protocol):
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]: ...
+
+    async def credit_history(
+        self, member_ids: Sequence[str], now: datetime
+    ) -> dict[str, tuple[list[tuple[datetime, int]], int]]:
+        """Per member: its wallet's credits of available points (when, points) and its
+        total debits, for first-in first-out expiry."""
+        ...
+
+    async def wallets_with_due_pending(self, now: datetime) -> list[str]:
+        """Pending accounts holding earns whose return window has passed."""
+        ...
+
+    async def wallets_with_available(self) -> list[str]:
+        """Available accounts with a positive balance (the expiry job's work list)."""
+        ...
 
 
 class LedgerSession(Protocol):
@@ -191,6 +217,53 @@ class LedgerSession(Protocol):
 
     async def add_outbox(self, events: Sequence[TrackEvent]) -> None:
         """Queue events for the CDP in this transaction (sent after commit by the relay)."""
+        ...
+
+    async def wallet_members(self, member_id: str) -> list[str]:
+        """The members who share the member's wallet (its household), itself included."""
+        ...
+
+    async def wallet_of_account(self, code: str) -> Wallet: ...
+
+    async def household_owner(self, wallet: Wallet) -> str: ...
+
+    async def purchase_for_update(self, order_id: str) -> PurchaseRecord | None: ...
+
+    async def set_purchase_returned(
+        self, order_id: str, returned_minor: int, returned_program_minor: int
+    ) -> None: ...
+
+    async def clawed_back(self, earn_id: int) -> tuple[int, int]:
+        """(points clawed back from pending, points clawed back in all) of an earn."""
+        ...
+
+    async def set_status(self, transaction_id: int, status: TransactionStatus) -> None: ...
+
+    async def points_moved(
+        self,
+        kind: TransactionKind,
+        since: datetime,
+        *,
+        member_id: str | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Points (absolute) of `kind` since a moment, by a member or by an actor."""
+        ...
+
+    async def lock_actor(self, actor: str) -> None:
+        """Serialize an actor's operations (an associate's daily award limit)."""
+        ...
+
+    async def due_pending(
+        self, pending_account: str, now: datetime
+    ) -> list[tuple[int, int, datetime]]:
+        """(earn id, points still pending, available at) of earns whose window passed."""
+        ...
+
+    async def available_history(
+        self, available_account: str
+    ) -> tuple[list[tuple[datetime, int]], int]:
+        """The credits (when, points) into an available account, and its total debits."""
         ...
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from loyalty.dates import add_months
 from loyalty.models import TierAssignment
 from loyalty.money import Money
 from loyalty.program import Program, Tier
@@ -28,7 +29,7 @@ def qualifying_window(program: Program, now: datetime) -> tuple[datetime, dateti
         start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
         end = start.replace(year=start.year + 1)
         return start, end
-    start = _months_before(local, 12)
+    start = add_months(local, -12)
     return start, local + timedelta(microseconds=1)
 
 
@@ -67,9 +68,3 @@ def tier_status(
         _, end = qualifying_window(program, now)
         valid_until = end.replace(year=end.year + 1) if current.rank > 0 else None
     return TierStatus(current, spend, next_tier, to_next, valid_until)
-
-
-def _months_before(moment: datetime, months: int) -> datetime:
-    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
-    day = min(moment.day, 28)
-    return moment.replace(year=year, month=month + 1, day=day)

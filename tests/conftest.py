@@ -212,14 +212,14 @@ async def harness(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterat
 
 
 async def assert_ledger_balances(engine: AsyncEngine) -> None:
-    """Every test leaves the books balanced: postings sum to zero across accounts and each
-    cached balance equals the sum of its postings."""
+    """Every test leaves the books balanced: the postings sum to zero over all accounts, no
+    wallet is below zero, and each wallet's cached balance equals the sum of its postings."""
     async with engine.connect() as conn:
-        mismatched = (
+        rows = (
             await conn.execute(
                 text(
                     """
-                    SELECT a.code, a.balance,
+                    SELECT a.code, a.kind, a.balance,
                       COALESCE((SELECT SUM(p.amount) FROM ledger_postings p
                                 WHERE p.destination_id = a.id), 0)
                       - COALESCE((SELECT SUM(p.amount) FROM ledger_postings p
@@ -229,11 +229,11 @@ async def assert_ledger_balances(engine: AsyncEngine) -> None:
                 )
             )
         ).all()
-        total = (
-            await conn.execute(text("SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts"))
-        ).scalar()
-    assert total == 0, f"the ledger does not balance: accounts sum to {total}"
-    wrong = [(code, cached, derived) for code, cached, derived in mismatched if cached != derived]
+    assert sum(r.derived for r in rows) == 0, "the ledger does not balance"
+    wallets = [r for r in rows if r.kind.startswith("wallet_")]
+    negative = [(r.code, r.derived) for r in wallets if r.derived < 0]
+    assert not negative, f"wallets below zero: {negative}"
+    wrong = [(r.code, r.balance, r.derived) for r in wallets if r.balance != r.derived]
     assert not wrong, f"cached balances differ from postings: {wrong}"
 
 

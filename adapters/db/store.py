@@ -38,6 +38,7 @@ from loyalty.store import (
     MemberSearch,
     NewPurchase,
     NewTransaction,
+    PurchaseRecord,
     SpendRow,
     StoredResult,
     Wallet,
@@ -138,9 +139,9 @@ class SqlReader:
         members = [_member(r) for r in rows[: query.limit]]
         return MemberPage(members, int(total), len(rows) > query.limit)
 
-    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]:
+    async def _wallet_prefixes(self, member_ids: Sequence[str]) -> dict[str, str]:
         households = await self.households_of_members(member_ids)
-        wallet_of = {
+        return {
             m: (
                 household_account(households[m].id, "")
                 if m in households
@@ -148,6 +149,77 @@ class SqlReader:
             )
             for m in member_ids
         }
+
+    async def credit_history(
+        self, member_ids: Sequence[str], now: datetime
+    ) -> dict[str, tuple[list[tuple[datetime, int]], int]]:
+        """Per member, the credits (when, points) of its wallet's available points (due
+        pending earns included, at the date they became available) and its total debits."""
+        wallet_of = await self._wallet_prefixes(member_ids)
+        codes = sorted(
+            {f"{w}{part}" for w in wallet_of.values() for part in ("pending", "available")}
+        )
+        a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
+        credits: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        debits: dict[str, int] = defaultdict(int)
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(a.c.code, tx.c.occurred_at, tx.c.available_at, tx.c.status, p.c.amount)
+                    .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+                    .join(a, a.c.id == p.c.destination_id)
+                    .where(a.c.code.in_(codes))
+                )
+            ).all()
+            out = (
+                await conn.execute(
+                    select(a.c.code, func.sum(p.c.amount))
+                    .join(a, a.c.id == p.c.source_id)
+                    .where(a.c.code.in_(codes), a.c.code.like("%:available"))
+                    .group_by(a.c.code)
+                )
+            ).all()
+        for code, occurred_at, available_at, status, amount in rows:
+            wallet, _, part = code.rpartition(":")
+            if part == "available":
+                credits[wallet].append((occurred_at, int(amount)))
+            elif status == TransactionStatus.PENDING.value and available_at <= now:
+                credits[wallet].append((available_at, int(amount)))
+        for code, amount in out:
+            debits[code.rpartition(":")[0]] += int(amount or 0)
+        return {
+            m: (credits.get(w.rstrip(":"), []), debits.get(w.rstrip(":"), 0))
+            for m, w in wallet_of.items()
+        }
+
+    async def wallets_with_due_pending(self, now: datetime) -> list[str]:
+        a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
+        rows = await self._all(
+            select(a.c.code)
+            .distinct()
+            .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+            .join(a, a.c.id == p.c.destination_id)
+            .where(
+                a.c.kind == AccountKind.WALLET_PENDING.value,
+                tx.c.status == TransactionStatus.PENDING.value,
+                tx.c.kind == TransactionKind.EARN.value,
+                tx.c.available_at <= now,
+            )
+            .order_by(a.c.code)
+        )
+        return [r.code for r in rows]
+
+    async def wallets_with_available(self) -> list[str]:
+        a = t.ledger_accounts
+        rows = await self._all(
+            select(a.c.code)
+            .where(a.c.kind == AccountKind.WALLET_AVAILABLE.value, a.c.balance > 0)
+            .order_by(a.c.code)
+        )
+        return [r.code for r in rows]
+
+    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]:
+        wallet_of = await self._wallet_prefixes(member_ids)
         codes = [f"{w}{part}" for w in set(wallet_of.values()) for part in ("pending", "available")]
         a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
         async with self.engine.connect() as conn:
@@ -502,7 +574,10 @@ class SqlLedgerSession:
             deltas[p.destination] += p.amount
         a = t.ledger_accounts
         for code in sorted(deltas):
-            if deltas[code]:
+            # Program accounts (issuance, charities, ...) keep no cached balance: every earn
+            # touches issuance, and a hot row would serialize all of them. Their balance is
+            # the sum of their postings.
+            if deltas[code] and code.startswith(("member:", "household:")):
                 await self.conn.execute(
                     update(a).where(a.c.id == ids[code]).values(balance=a.c.balance + deltas[code])
                 )
@@ -597,6 +672,158 @@ class SqlLedgerSession:
                 for e in events
             ],
         )
+
+    async def wallet_members(self, member_id: str) -> list[str]:
+        hm = t.household_members
+        mine = select(hm.c.household_id).where(hm.c.member_id == member_id).scalar_subquery()
+        rows = (
+            await self.conn.execute(select(hm.c.member_id).where(hm.c.household_id == mine))
+        ).all()
+        return sorted({member_id, *(r.member_id for r in rows)})
+
+    async def wallet_of_account(self, code: str) -> Wallet:
+        scope, owner, _ = code.split(":")
+        if scope == "household":
+            return Wallet(
+                household_account(owner, "pending"),
+                household_account(owner, "available"),
+                household_id=owner,
+            )
+        return Wallet(
+            member_account(owner, "pending"),
+            member_account(owner, "available"),
+            owner_member_id=owner,
+        )
+
+    async def household_owner(self, wallet: Wallet) -> str:
+        if wallet.owner_member_id is not None:
+            return wallet.owner_member_id
+        h = t.households
+        value = (
+            await self.conn.execute(select(h.c.owner_id).where(h.c.id == wallet.household_id))
+        ).scalar_one()
+        return str(value)
+
+    async def purchase_for_update(self, order_id: str) -> PurchaseRecord | None:
+        pu = t.purchases
+        row = await self._one(select(pu).where(pu.c.order_id == order_id).with_for_update())
+        if row is None:
+            return None
+        return PurchaseRecord(
+            order_id=row.order_id,
+            member_id=row.member_id,
+            currency=row.currency,
+            amount_minor=int(row.amount_minor),
+            returned_amount_minor=int(row.returned_amount_minor),
+            program_amount_minor=int(row.program_amount_minor),
+            transaction_id=row.transaction_id,
+        )
+
+    async def set_purchase_returned(
+        self, order_id: str, returned_minor: int, returned_program_minor: int
+    ) -> None:
+        pu = t.purchases
+        await self.conn.execute(
+            update(pu)
+            .where(pu.c.order_id == order_id)
+            .values(
+                returned_amount_minor=returned_minor,
+                returned_program_amount_minor=returned_program_minor,
+            )
+        )
+
+    async def clawed_back(self, earn_id: int) -> tuple[int, int]:
+        tx, p, a = t.ledger_transactions, t.ledger_postings, t.ledger_accounts
+        rows = (
+            await self.conn.execute(
+                select(a.c.kind, func.sum(p.c.amount))
+                .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+                .join(a, a.c.id == p.c.source_id)
+                .where(tx.c.reverses_id == earn_id, tx.c.kind == TransactionKind.RETURN.value)
+                .group_by(a.c.kind)
+            )
+        ).all()
+        by_kind = {kind: int(amount or 0) for kind, amount in rows}
+        return by_kind.get(AccountKind.WALLET_PENDING.value, 0), sum(by_kind.values())
+
+    async def set_status(self, transaction_id: int, status: TransactionStatus) -> None:
+        tx = t.ledger_transactions
+        await self.conn.execute(
+            update(tx).where(tx.c.id == transaction_id).values(status=status.value)
+        )
+
+    async def points_moved(
+        self,
+        kind: TransactionKind,
+        since: datetime,
+        *,
+        member_id: str | None = None,
+        actor: str | None = None,
+    ) -> int:
+        tx = t.ledger_transactions
+        statement = select(func.sum(func.abs(tx.c.points))).where(
+            tx.c.kind == kind.value, tx.c.occurred_at >= since
+        )
+        if member_id is not None:
+            statement = statement.where(tx.c.member_id == member_id)
+        if actor is not None:
+            statement = statement.where(tx.c.actor == actor)
+        return int((await self.conn.execute(statement)).scalar() or 0)
+
+    async def lock_actor(self, actor: str) -> None:
+        js = t.job_state
+        name = f"lock:actor:{actor}"[:100]
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        await self.conn.execute(
+            insert(js)
+            .values(name=name, value={}, updated_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        await self.conn.execute(select(js.c.name).where(js.c.name == name).with_for_update())
+
+    async def due_pending(
+        self, pending_account: str, now: datetime
+    ) -> list[tuple[int, int, datetime]]:
+        tx, p, a = t.ledger_transactions, t.ledger_postings, t.ledger_accounts
+        rows = (
+            await self.conn.execute(
+                select(tx.c.id, p.c.amount, tx.c.available_at)
+                .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+                .join(a, a.c.id == p.c.destination_id)
+                .where(
+                    a.c.code == pending_account,
+                    tx.c.status == TransactionStatus.PENDING.value,
+                    tx.c.available_at <= now,
+                )
+                .order_by(tx.c.id)
+            )
+        ).all()
+        due = []
+        for earn_id, amount, available_at in rows:
+            from_pending, _ = await self.clawed_back(earn_id)
+            due.append((int(earn_id), int(amount) - from_pending, available_at))
+        return due
+
+    async def available_history(
+        self, available_account: str
+    ) -> tuple[list[tuple[datetime, int]], int]:
+        tx, p, a = t.ledger_transactions, t.ledger_postings, t.ledger_accounts
+        credits = (
+            await self.conn.execute(
+                select(tx.c.occurred_at, p.c.amount)
+                .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+                .join(a, a.c.id == p.c.destination_id)
+                .where(a.c.code == available_account)
+            )
+        ).all()
+        debits = (
+            await self.conn.execute(
+                select(func.sum(p.c.amount))
+                .join(a, a.c.id == p.c.source_id)
+                .where(a.c.code == available_account)
+            )
+        ).scalar()
+        return [(when, int(amount)) for when, amount in credits], int(debits or 0)
 
 
 class SqlLoyaltyStore:

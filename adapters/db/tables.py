@@ -158,6 +158,7 @@ purchases = Table(
     Column("currency", String(3), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("program_amount_minor", BigInteger, nullable=False),
+    Column("returned_amount_minor", BigInteger, nullable=False, default=0, server_default="0"),
     Column("returned_program_amount_minor", BigInteger, nullable=False, default=0),
     Column("occurred_at", TS, nullable=False),
     Column("channel", String(16), nullable=False),

@@ -49,7 +49,7 @@ class Loaders:
         return cls(
             member_by_id=MemberByIdLoader(reader),
             member_by_commerce_id=MemberByCommerceIdLoader(reader),
-            balance_by_member_id=BalanceByMemberIdLoader(reader, services.clock),
+            balance_by_member_id=BalanceByMemberIdLoader(reader, services.program, services.clock),
             transactions_by_member_id=TransactionsByMemberIdLoader(reader),
             transaction_by_id=TransactionByIdLoader(reader),
             tier_status_by_member_id=TierStatusByMemberIdLoader(

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers.mutations.award_points import award_points
+from resolvers.mutations.donate_points import donate_points
 from resolvers.mutations.enroll_member import enroll_member
+from resolvers.mutations.gift_points import gift_points
 from resolvers.mutations.payloads import EnrollMemberPayload, PointsPayload
 from resolvers.mutations.record_purchase import record_purchase
+from resolvers.mutations.redeem_points import redeem_points
+from resolvers.mutations.return_purchase import return_purchase
 
 
 @strawberry.type
@@ -16,4 +21,16 @@ class Mutation:
         resolver=record_purchase,
         description="POS, associate app or a service: points for a purchase, found by member id "
         "or card code.",
+    )
+    return_purchase: PointsPayload = strawberry.mutation(
+        resolver=return_purchase,
+        description="Claw back the points of a returned purchase (all or part).",
+    )
+    redeem_points: PointsPayload = strawberry.mutation(resolver=redeem_points)
+    gift_points: PointsPayload = strawberry.mutation(resolver=gift_points)
+    donate_points: PointsPayload = strawberry.mutation(resolver=donate_points)
+    award_points: PointsPayload = strawberry.mutation(
+        resolver=award_points,
+        description="Associate discretion: bounded by the program's per-award and per-day "
+        "limits, audited.",
     )

@@ -26,6 +26,20 @@ def require_role(info: Info[Any, Any], *roles: Role) -> None:
         raise DomainError(UserErrorCode.NOT_ALLOWED, f"this needs one of the roles: {names}")
 
 
+async def require_self_or(info: Info[Any, Any], member_id: str, *roles: Role) -> None:
+    """A member acts only for itself; callers with one of `roles` (or admin) for anyone."""
+    viewer = info.context.viewer
+    if not viewer.is_authenticated:
+        raise DomainError(UserErrorCode.NOT_ALLOWED, "a bearer token is required")
+    if viewer.has(*roles):
+        return
+    if Role.MEMBER in viewer.roles:
+        member = await info.context.loaders.member_by_id.load(member_id)
+        if member is not None and member.commerce_customer_id == viewer.sub:
+            return
+    raise DomainError(UserErrorCode.NOT_ALLOWED, "a member may act only for itself")
+
+
 def member_local_id(global_id: str, field: str) -> str:
     member_id = local_id(global_id, "Member")
     if member_id is None:

@@ -37,6 +37,17 @@ async def enroll_member(info: Info[Any, Any], input: EnrollMemberInput) -> Enrol
                 "a member may enrol only itself",
                 ("commerceCustomerId",),
             )
+        if (
+            not viewer.has(Role.ASSOCIATE, Role.SERVICE)
+            and input.cdp_user_id is not None
+            and input.cdp_user_id != input.commerce_customer_id
+        ):
+            # Else a member could link itself to another customer's CDP profile and read it.
+            raise DomainError(
+                UserErrorCode.NOT_ALLOWED,
+                "only staff or a service may link a different CDP user",
+                ("cdpUserId",),
+            )
         referred_by = (
             member_local_id(input.referred_by, "referredBy") if input.referred_by else None
         )

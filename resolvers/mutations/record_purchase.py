@@ -57,5 +57,7 @@ async def record_purchase(info: Info[Any, Any], input: RecordPurchaseInput) -> P
             input.idempotency_key,
         )
     except DomainError as error:
+        if input.card_code is not None and error.field == ("memberId",):
+            error.field = ("cardCode",)  # the caller sent a card, not a member id
         return PointsPayload(user_errors=[UserError.of(error)])
     return await points_payload(info, result)

@@ -46,6 +46,10 @@ def upgrade() -> None:
         batch_op.create_index("ix_outbox_unsent", ["sent_at", "id"], unique=False)
 
     # ### end Alembic commands ###
+    with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("returned_amount_minor", sa.BigInteger(), nullable=False, server_default="0")
+        )
     _append_only_postings()
 
 
@@ -71,6 +75,8 @@ def _append_only_postings() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.drop_column("returned_amount_minor")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS ledger_postings_no_update")
         op.execute("DROP TRIGGER IF EXISTS ledger_postings_no_delete")
