@@ -45,11 +45,13 @@ from loyalty.store import (
 )
 from loyalty.upstreams import TrackEvent
 
+# Lifetime earned: everything earned, net of the points clawed back by returns.
 EARNED_KINDS = (
     TransactionKind.EARN.value,
     TransactionKind.BONUS.value,
     TransactionKind.AWARD.value,
     TransactionKind.REFERRAL.value,
+    TransactionKind.RETURN.value,
 )
 
 
@@ -179,12 +181,13 @@ class SqlReader:
                     .group_by(a.c.code)
                 )
             ).all()
-        for code, occurred_at, available_at, status, amount in rows:
+            due_pending = await _due_pending_by_earn(conn, codes, now)
+        for code, occurred_at, _available_at, _status, amount in rows:
             wallet, _, part = code.rpartition(":")
             if part == "available":
                 credits[wallet].append((occurred_at, int(amount)))
-            elif status == TransactionStatus.PENDING.value and available_at <= now:
-                credits[wallet].append((available_at, int(amount)))
+        for code, _, available_at, amount in due_pending:
+            credits[code.rpartition(":")[0]].append((available_at, amount))
         for code, amount in out:
             debits[code.rpartition(":")[0]] += int(amount or 0)
         return {
@@ -221,26 +224,12 @@ class SqlReader:
     async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]:
         wallet_of = await self._wallet_prefixes(member_ids)
         codes = [f"{w}{part}" for w in set(wallet_of.values()) for part in ("pending", "available")]
-        a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
+        a, tx = t.ledger_accounts, t.ledger_transactions
         async with self.engine.connect() as conn:
             balances = dict(
                 (await conn.execute(select(a.c.code, a.c.balance).where(a.c.code.in_(codes)))).all()
             )
-            matured = dict(
-                (
-                    await conn.execute(
-                        select(a.c.code, func.sum(p.c.amount))
-                        .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
-                        .join(a, a.c.id == p.c.destination_id)
-                        .where(
-                            a.c.code.in_(codes),
-                            tx.c.status == TransactionStatus.PENDING.value,
-                            tx.c.available_at <= now,
-                        )
-                        .group_by(a.c.code)
-                    )
-                ).all()
-            )
+            due_earns = await _due_pending_by_earn(conn, codes, now)
             earned = dict(
                 (
                     await conn.execute(
@@ -253,7 +242,7 @@ class SqlReader:
         result: dict[str, Balance] = {}
         for member_id in member_ids:
             wallet = wallet_of[member_id]
-            due = int(matured.get(f"{wallet}pending") or 0)
+            due = sum(amount for code, _, _, amount in due_earns if code == f"{wallet}pending")
             result[member_id] = Balance(
                 available=int(balances.get(f"{wallet}available", 0)) + due,
                 pending=int(balances.get(f"{wallet}pending", 0)) - due,
@@ -371,6 +360,49 @@ class SqlReader:
             for member_id in [row.member_id] if row.member_id else member_ids:
                 result[member_id].append(offer)
         return result
+
+
+async def _due_pending_by_earn(
+    conn: AsyncConnection, codes: Sequence[str], now: datetime
+) -> list[tuple[str, int, datetime, int]]:
+    """(pending account, earn id, available at, points still pending) of the earns whose
+    return window has passed but that the job has not moved to available yet: what reads
+    show as available already."""
+    a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
+    earns = (
+        await conn.execute(
+            select(a.c.code, tx.c.id, tx.c.available_at, p.c.amount)
+            .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+            .join(a, a.c.id == p.c.destination_id)
+            .where(
+                a.c.code.in_(codes),
+                tx.c.status == TransactionStatus.PENDING.value,
+                tx.c.available_at <= now,
+            )
+        )
+    ).all()
+    if not earns:
+        return []
+    returns = tx.alias("returns")
+    clawed = dict(
+        (
+            await conn.execute(
+                select(returns.c.reverses_id, func.sum(p.c.amount))
+                .select_from(p.join(returns, returns.c.id == p.c.transaction_id))
+                .join(a, a.c.id == p.c.source_id)
+                .where(
+                    returns.c.reverses_id.in_([e.id for e in earns]),
+                    returns.c.kind == TransactionKind.RETURN.value,
+                    a.c.kind == AccountKind.WALLET_PENDING.value,
+                )
+                .group_by(returns.c.reverses_id)
+            )
+        ).all()
+    )
+    return [
+        (code, earn_id, available_at, int(amount) - int(clawed.get(earn_id) or 0))
+        for code, earn_id, available_at, amount in earns
+    ]
 
 
 def _assignment(row: Any) -> TierAssignment:
