@@ -10,10 +10,10 @@ from loyalty.money import Money
 from loyalty.program import Program, Tier
 
 
-def to_program_currency(program: Program, amount: Money) -> Money:
-    """A purchase amount in the program currency, through the program's FX table."""
+def exact_in_program_currency(program: Program, amount: Money) -> Decimal:
+    """A purchase amount converted through the program's FX table, not rounded."""
     if amount.currency == program.currency:
-        return amount
+        return amount.amount
     rate = program.fx.get(amount.currency)
     if rate is None:
         raise DomainError(
@@ -21,12 +21,19 @@ def to_program_currency(program: Program, amount: Money) -> Money:
             f"{program.name} does not accept {amount.currency}: no exchange rate configured",
             ("total", "currencyCode"),
         )
-    return Money(amount.amount * rate, program.currency).rounded()
+    return amount.amount * rate
 
 
-def points_for(program: Program, amount_in_program_currency: Money, tier: Tier) -> int:
-    """Points for an amount already in the program currency, rounded down."""
-    points = amount_in_program_currency.amount * program.points_per_currency_unit
+def to_program_currency(program: Program, amount: Money) -> Money:
+    """A purchase amount in the program currency (rounded to its minor unit): what counts
+    toward tiers."""
+    return Money(exact_in_program_currency(program, amount), program.currency).rounded()
+
+
+def points_for(program: Program, amount: Money, tier: Tier) -> int:
+    """Points for a purchase: converted exactly, times the earn rate and the tier
+    multiplier, rounded down once at the end (72.99 USD at 1.37 is 99.9963 CAD: 99 points)."""
+    points = exact_in_program_currency(program, amount) * program.points_per_currency_unit
     return int((points * tier.earn_multiplier).to_integral_value(rounding=ROUND_DOWN))
 
 
@@ -34,8 +41,8 @@ def points_preview(
     program: Program, amount: Money, tier: Tier, bonus_multiplier: Decimal = Decimal(1)
 ) -> int:
     """Points a cart would earn at checkout, with bonus-offer multipliers applied."""
-    converted = to_program_currency(program, amount)
-    base = converted.amount * program.points_per_currency_unit * tier.earn_multiplier
+    converted = exact_in_program_currency(program, amount)
+    base = converted * program.points_per_currency_unit * tier.earn_multiplier
     return int((base * bonus_multiplier).to_integral_value(rounding=ROUND_DOWN))
 
 

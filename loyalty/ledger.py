@@ -7,7 +7,8 @@ Accounts are named by code:
     charity:<key>               where donated points go
     member:<id>:pending         points earned inside the return window
     member:<id>:available       points a member can spend
-    household:<id>:pending / household:<id>:available   a household's shared wallet
+A household shares its owner's wallet: its members earn into and spend from the owner's
+accounts; a member who leaves takes nothing with it.
 
 Every transaction's postings sum to zero across accounts (each posting moves a positive
 amount from one account to another), so the sum of all balances is always zero.
@@ -54,10 +55,6 @@ PROGRAM_ACCOUNTS = (
 
 def member_account(member_id: str, part: str) -> str:
     return f"member:{member_id}:{part}"
-
-
-def household_account(household_id: str, part: str) -> str:
-    return f"household:{household_id}:{part}"
 
 
 def wallet_accounts(member_id: str) -> tuple[tuple[str, AccountKind], ...]:
@@ -180,7 +177,7 @@ class LedgerService:
                 Money.from_minor(spend, self.program.currency),
                 await session.tier_assignment(purchase.member_id),
             )
-            points = points_for(self.program, converted, status.current)
+            points = points_for(self.program, purchase.total, status.current)
             transaction_id: int | None = None
             affected: list[str] = []
             if points > 0:
@@ -547,10 +544,13 @@ class LedgerService:
         (the job; reads already show them as available). Returns how many matured."""
         now = self.clock()
         count = 0
-        for wallet_pending in await self.store.reader.wallets_with_due_pending(now):
+        for pending in await self.store.reader.wallets_with_due_pending(now):
             async with self.store.session() as session:
-                wallet = await session.wallet_of_account(wallet_pending)
-                count += len(await self._mature(session, wallet, now))
+                own = await session.wallet_of_account(pending)
+                # Into the member's wallet now: its household's if it joined one since.
+                current = await session.wallet(own.owner_member_id)
+                await session.lock_accounts([pending, current.available])
+                count += len(await self._mature(session, pending, current.available, now))
         return count
 
     async def expire(self) -> int:
@@ -570,8 +570,7 @@ class LedgerService:
                 due = min(due, balances[wallet.available])
                 if due <= 0:
                     continue
-                owner_id = wallet.owner_member_id or await session.household_owner(wallet)
-                owner = await self._member(session, owner_id, "memberId")
+                owner = await self._member(session, wallet.owner_member_id, "memberId")
                 await session.ensure_account(EXPIRY, AccountKind.EXPIRY)
                 await self._post(
                     session, owner,
@@ -619,12 +618,14 @@ class LedgerService:
         await session.lock_accounts(codes)
         now = self.clock()
         for wallet in wallets:
-            await self._mature(session, wallet, now)
+            await self._mature(session, wallet.pending, wallet.available, now)
         return await session.lock_accounts(codes)
 
-    async def _mature(self, session: LedgerSession, wallet: Wallet, now: datetime) -> list[int]:
+    async def _mature(
+        self, session: LedgerSession, pending: str, available: str, now: datetime
+    ) -> list[int]:
         matured: list[int] = []
-        for earn_id, amount, available_at in await session.due_pending(wallet.pending, now):
+        for earn_id, amount, available_at in await session.due_pending(pending, now):
             if amount > 0:
                 await session.post(
                     NewTransaction(
@@ -633,7 +634,7 @@ class LedgerService:
                         description="Return window passed", channel=Channel.SYSTEM,
                         extra={"matures": earn_id},
                     ),
-                    [Posting(wallet.pending, wallet.available, amount)],
+                    [Posting(pending, available, amount)],
                 )  # fmt: skip
             await session.set_status(earn_id, TransactionStatus.POSTED)
             matured.append(earn_id)

@@ -7,7 +7,8 @@ system behind it fails; "not found" is a value (`None`), never an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -83,3 +84,21 @@ class BalanceEvents(Protocol):
     replicas when Redis is configured)."""
 
     async def balances_changed(self, member_ids: Sequence[str]) -> None: ...
+
+
+def points_channel(member_id: str) -> str:
+    """The broker channel on which a member's balance changes are announced."""
+    return f"patron:points:{member_id}"
+
+
+class Broker(Protocol):
+    """Publish/subscribe for live updates (in process, or Redis across replicas)."""
+
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """Subscribed once entered (later messages all arrive), unsubscribed on exit; the
+        iterator ends when the broker closes."""
+        ...
+
+    async def close(self) -> None: ...

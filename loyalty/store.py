@@ -52,11 +52,12 @@ class MemberPage:
 
 @dataclass(frozen=True, slots=True)
 class Wallet:
-    """The accounts a member earns into and spends from: its own, or its household's."""
+    """The accounts a member earns into and spends from: its own, or, in a household, the
+    owner's (one shared wallet owned by the owner)."""
 
     pending: str
     available: str
-    owner_member_id: str | None = None
+    owner_member_id: str
     household_id: str | None = None
 
 
@@ -224,8 +225,6 @@ class LedgerSession(Protocol):
         ...
 
     async def wallet_of_account(self, code: str) -> Wallet: ...
-
-    async def household_owner(self, wallet: Wallet) -> str: ...
 
     async def purchase_for_update(self, order_id: str) -> PurchaseRecord | None: ...
 

@@ -17,7 +17,7 @@ from sqlalchemy.sql import Select
 
 from adapters.db import tables as t
 from adapters.db.engine import WRITE_OPTION
-from loyalty.ledger import household_account, member_account
+from loyalty.ledger import member_account
 from loyalty.models import (
     AccountKind,
     Balance,
@@ -142,13 +142,10 @@ class SqlReader:
         return MemberPage(members, int(total), len(rows) > query.limit)
 
     async def _wallet_prefixes(self, member_ids: Sequence[str]) -> dict[str, str]:
+        """Each member's wallet: its own, or its household owner's."""
         households = await self.households_of_members(member_ids)
         return {
-            m: (
-                household_account(households[m].id, "")
-                if m in households
-                else member_account(m, "")
-            )
+            m: member_account(households[m].owner_id if m in households else m, "")
             for m in member_ids
         }
 
@@ -492,18 +489,19 @@ class SqlLedgerSession:
         )
 
     async def wallet(self, member_id: str) -> Wallet:
-        hm = t.household_members
-        row = await self._one(select(hm.c.household_id).where(hm.c.member_id == member_id))
-        if row is not None:
-            hid = row.household_id
-            return Wallet(
-                household_account(hid, "pending"), household_account(hid, "available"),
-                household_id=hid,
-            )  # fmt: skip
+        """The member's own wallet, or, in a household, the owner's (the shared wallet)."""
+        h, hm = t.households, t.household_members
+        row = await self._one(
+            select(h.c.id, h.c.owner_id)
+            .join(hm, hm.c.household_id == h.c.id)
+            .where(hm.c.member_id == member_id)
+        )
+        owner = row.owner_id if row is not None else member_id
         return Wallet(
-            member_account(member_id, "pending"),
-            member_account(member_id, "available"),
-            owner_member_id=member_id,
+            member_account(owner, "pending"),
+            member_account(owner, "available"),
+            owner_member_id=owner,
+            household_id=row.id if row is not None else None,
         )
 
     async def ensure_account(
@@ -714,27 +712,13 @@ class SqlLedgerSession:
         return sorted({member_id, *(r.member_id for r in rows)})
 
     async def wallet_of_account(self, code: str) -> Wallet:
-        scope, owner, _ = code.split(":")
-        if scope == "household":
-            return Wallet(
-                household_account(owner, "pending"),
-                household_account(owner, "available"),
-                household_id=owner,
-            )
+        """The wallet a member's account belongs to (the member's own accounts)."""
+        _, owner, _ = code.split(":")
         return Wallet(
             member_account(owner, "pending"),
             member_account(owner, "available"),
             owner_member_id=owner,
         )
-
-    async def household_owner(self, wallet: Wallet) -> str:
-        if wallet.owner_member_id is not None:
-            return wallet.owner_member_id
-        h = t.households
-        value = (
-            await self.conn.execute(select(h.c.owner_id).where(h.c.id == wallet.household_id))
-        ).scalar_one()
-        return str(value)
 
     async def purchase_for_update(self, order_id: str) -> PurchaseRecord | None:
         pu = t.purchases
