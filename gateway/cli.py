@@ -1,4 +1,4 @@
-"""`patron`: serve, migrate, export-schema, token, fakes."""
+"""`patron`: serve, migrate, export-schema, token, backfill, fakes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -54,6 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds")
     token.add_argument("--store", help="an associate's store")
     token.set_defaults(run=_token)
+
+    backfill = commands.add_parser(
+        "backfill", help="retroactive points from the commerce order history"
+    )
+    backfill.add_argument(
+        "--since", required=True, type=_date, help="orders created on or after YYYY-MM-DD"
+    )
+    backfill.add_argument("--page-size", type=int, default=100, help="orders per page (1-500)")
+    backfill.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore this --since's checkpoint and walk from the date again (earns nothing twice)",
+    )
+    backfill.set_defaults(run=_backfill)
 
     fakes = commands.add_parser("fakes", help="serve the fake upstreams (demo data) over HTTP")
     fakes.add_argument("--host", default="127.0.0.1")
@@ -177,6 +192,48 @@ def _token(args: argparse.Namespace) -> int:
             audience=settings.jwt_audience,
         )
     )
+    return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.backfill import print_progress, run_backfill
+    from gateway.settings import Settings
+    from gateway.upstreams import ConfigurationError
+    from loyalty.errors import UpstreamError
+
+    if not 1 <= args.page_size <= 500:
+        print("patron: --page-size must be between 1 and 500", file=sys.stderr)
+        return 2
+    settings = Settings()
+    try:
+        report = asyncio.run(
+            run_backfill(
+                settings,
+                args.since,
+                page_size=args.page_size,
+                restart=args.restart,
+                progress=print_progress,
+            )
+        )
+    except ConfigurationError as exc:
+        print(f"patron: {exc}", file=sys.stderr)
+        return 2
+    except UpstreamError as exc:
+        print(
+            f"patron: backfill stopped, {exc} (the checkpoint is kept: run it again to resume)",
+            file=sys.stderr,
+        )
+        return 1
+    print(report.summary(), flush=True)
     return 0
 
 
