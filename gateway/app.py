@@ -3,6 +3,7 @@ opens (and closes) the long-lived clients: the database engine, Redis, one httpx
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -20,8 +21,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
+from adapters.db.outbox import OutboxRelay
 from adapters.db.store import SqlLoyaltyStore
 from gateway.auth import AuthError, TokenVerifier
 from gateway.demo import Fakes, seed_database, seed_fakes
@@ -30,9 +33,12 @@ from gateway.graphql_view import PatronGraphQL
 from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.upstreams import build_upstreams
+from gateway.webhooks import commerce_webhook
 from loyalty.access import Viewer
+from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
+from loyalty.ports import Broker
 from loyalty.program import Program, load_program
 from resolvers.context import Services
 
@@ -55,6 +61,7 @@ class Gateway:
     engine: AsyncEngine
     redis: Redis | None
     http: httpx.AsyncClient
+    outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
 
     async def authenticate(self, authorization: str | None) -> Viewer:
         if not authorization:
@@ -87,6 +94,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        broker: Broker = RedisBroker(redis) if redis is not None else InProcessBroker()
+        relay_task: asyncio.Task[None] | None = None
         if http is not None:
             client = http
         elif fakes is not None:
@@ -97,15 +106,27 @@ def create_app(
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             )
         try:
-            services = _services(settings, program, engine, client, clock)
+            notifier = BalanceNotifier(broker)
+            services = _services(settings, program, engine, client, clock, broker, notifier)
+            relay = OutboxRelay(
+                engine, services.cdp, interval=settings.outbox_interval, clock=clock
+            )
             if settings.demo:
                 await upgrade_engine(engine)
                 await seed_database(services, engine)
             app.state.gateway = Gateway(
-                settings, services, _verifier(settings, client), engine, redis, client
+                settings, services, _verifier(settings, client), engine, redis, client, relay
             )
+            if settings.outbox_relay:
+                notifier.after.append(relay.nudge)  # a commit that moved points queued events
+                relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
             yield
         finally:
+            if relay_task is not None:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            await broker.close()
             if http is None:
                 await client.aclose()
             if redis is not None:
@@ -118,6 +139,7 @@ def create_app(
         WebSocketRoute("/graphql", endpoint),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/webhooks/commerce", commerce_webhook, methods=["POST"]),
     ]
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
@@ -128,10 +150,17 @@ def create_app(
 
 
 def _services(
-    settings: Settings, program: Program, engine: AsyncEngine, http: httpx.AsyncClient, clock: Clock
+    settings: Settings,
+    program: Program,
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    clock: Clock,
+    broker: Broker,
+    notifier: BalanceNotifier,
 ) -> Services:
     store = SqlLoyaltyStore(engine)
     upstreams = build_upstreams(settings, http)
+    ledger = LedgerService(store, program, clock, events=notifier)
     return Services(
         program=program,
         store=store,
@@ -139,9 +168,11 @@ def _services(
         cms=upstreams.cms,
         cdp=upstreams.cdp,
         members=MemberService(store, clock),
-        ledger=LedgerService(store, program, clock),
+        ledger=ledger,
+        households=HouseholdService(store, program, clock, ledger, events=notifier),
         card_secret=settings.card_secret.get_secret_value() or settings.jwt_secret_value,
         clock=clock,
+        broker=broker,
     )
 
 

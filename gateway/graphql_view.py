@@ -1,15 +1,32 @@
-"""strawberry's ASGI GraphQL view, with Patron's context and its own GraphiQL page."""
+"""strawberry's ASGI GraphQL view, with Patron's context and its own GraphiQL page.
+
+WebSocket authentication: browsers cannot set headers on a WebSocket upgrade, so GraphiQL
+and Apollo clients send the token in the `connection_init` payload instead. When the upgrade
+carried no Authorization header (`GraphQLEndpoint` verified it if it did), `on_ws_connect`
+verifies the payload's token with the same verifier and makes it the connection's viewer;
+an untrustworthy token refuses the connection (closed with 4403, as graphql-transport-ws
+asks).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
 
+from gateway.auth import AuthError
 from gateway.graphiql import GRAPHIQL_HEADERS, graphiql_html
 from loyalty.access import Viewer
 from resolvers.context import Context
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway  # app.py imports this module
 
 
 class PatronGraphQL(GraphQL[Context, None]):
@@ -23,5 +40,36 @@ class PatronGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html(), headers=GRAPHIQL_HEADERS)
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        websocket = context.request
+        if not isinstance(websocket, WebSocket) or websocket.headers.get("authorization"):
+            return UnsetType()  # the upgrade's own header decided the viewer
+        try:
+            authorization = connection_authorization(context.connection_params)
+            if authorization is not None:
+                gateway: Gateway = websocket.app.state.gateway
+                context.viewer = await gateway.authenticate(authorization)
+        except AuthError as exc:
+            raise ConnectionRejectionError({"message": str(exc)}) from exc
+        return UnsetType()  # acknowledge, with no payload
 
-__all__ = ["PatronGraphQL"]
+
+def connection_authorization(params: Mapping[str, Any] | None) -> str | None:
+    """The `Authorization` value of a `connection_init` payload: `Authorization` or
+    `authorization` at the top (GraphiQL sends its headers there), or inside `headers`
+    (Apollo's usual shape). None when there is none; AuthError when it is not a string."""
+    if not params:
+        return None
+    headers = params.get("headers")
+    for source in (params, headers if isinstance(headers, Mapping) else {}):
+        for key in ("Authorization", "authorization"):
+            value = source.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise AuthError("the Authorization connection parameter must be a string")
+            return value
+    return None
+
+
+__all__ = ["PatronGraphQL", "connection_authorization"]

@@ -19,6 +19,7 @@ from strawberry.extensions import (
 from loyalty.errors import PatronError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
+from resolvers.subscription import Subscription
 
 
 class SoftErrors(SchemaExtension):
@@ -51,7 +52,9 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         extensions.append(
             lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
         )
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )
 
 
 def schema_sdl() -> str:

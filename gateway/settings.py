@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = Field(default=5.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, le=5)
 
+    # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
+    # test drains them by hand; another replica may send them).
+    outbox_relay: bool = True
+    outbox_interval: float = Field(default=2.0, gt=0)
+
     demo: bool = False
 
     @model_validator(mode="after")

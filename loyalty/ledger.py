@@ -30,6 +30,7 @@ from loyalty.models import (
     Channel,
     Member,
     Posting,
+    TierAssignment,
     Transaction,
     TransactionKind,
     TransactionStatus,
@@ -38,7 +39,7 @@ from loyalty.money import InvalidMoney, Money
 from loyalty.ports import BalanceEvents
 from loyalty.program import Program
 from loyalty.store import LedgerSession, LoyaltyStore, NewPurchase, NewTransaction, Wallet
-from loyalty.tiers import qualifying_window, tier_status
+from loyalty.tiers import TierStatus, best_of, own_tier, qualifying_window, tier_status
 from loyalty.unit_of_work import Work, run_once
 from loyalty.upstreams import TrackEvent
 
@@ -169,14 +170,7 @@ class LedgerService:
                         ("orderId",),
                     )
                 return {"member_id": prior_member_id, "transaction_id": prior_transaction_id}
-            since, until = qualifying_window(self.program, occurred_at)
-            spend = await session.qualifying_spend_minor(purchase.member_id, since, until)
-            status = tier_status(
-                self.program,
-                occurred_at,
-                Money.from_minor(spend, self.program.currency),
-                await session.tier_assignment(purchase.member_id),
-            )
+            status = await self._tier_before(session, purchase.member_id, occurred_at)
             points = points_for(self.program, purchase.total, status.current)
             transaction_id: int | None = None
             affected: list[str] = []
@@ -538,6 +532,31 @@ class LedgerService:
         payload = {"member_id": member_id, "points": points, "reason": reason, "by": associate}
         return await self._run("awardPoints", payload, idempotency_key, work)
 
+    async def move_available_points(
+        self, session: LedgerSession, member: Member, *, to: str, description: str
+    ) -> int:
+        """Within a unit of work: move all the member's own available points (its due
+        pending points matured first) to another account, e.g. a household's wallet."""
+        own = Wallet(
+            member_account(member.id, "pending"),
+            member_account(member.id, "available"),
+            owner_member_id=member.id,
+        )
+        await session.lock_accounts([own.pending, own.available, to])
+        balances = await self._lock_and_mature(session, own)
+        points = balances[own.available]
+        if points > 0:
+            await self._post(
+                session, member,
+                NewTransaction(
+                    member_id=member.id, kind=TransactionKind.ADJUSTMENT, points=-points,
+                    status=TransactionStatus.POSTED, occurred_at=self.clock(),
+                    description=description, channel=Channel.SYSTEM,
+                ),
+                [Posting(own.available, to, points)],
+            )  # fmt: skip
+        return points
+
     # --- jobs -----------------------------------------------------------------------
     async def mature_pending(self) -> int:
         """Move every earn whose return window has passed from pending to available
@@ -600,6 +619,20 @@ class LedgerService:
         if not replayed and self.events is not None and result.get("affected"):
             await self.events.balances_changed(sorted(set(result["affected"])))
         return PointsResult(result["member_id"], result["transaction_id"])
+
+    async def _tier_before(
+        self, session: LedgerSession, member_id: str, moment: datetime
+    ) -> TierStatus:
+        """The tier the member holds before a purchase counts, its household's best
+        included."""
+        since, until = qualifying_window(self.program, moment)
+        currency = self.program.currency
+        own: dict[str, tuple[Money, TierAssignment | None]] = {}
+        for m in await session.wallet_members(member_id):
+            spend = await session.qualifying_spend_minor(m, since, until)
+            own[m] = (Money.from_minor(spend, currency), await session.tier_assignment(m))
+        floor = best_of([own_tier(self.program, *own[m]) for m in own]) if len(own) > 1 else None
+        return tier_status(self.program, moment, *own[member_id], floor)
 
     async def _member(self, session: LedgerSession, member_id: str, field: str) -> Member:
         member = await session.member(member_id)

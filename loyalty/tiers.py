@@ -68,3 +68,17 @@ def tier_status(
         _, end = qualifying_window(program, now)
         valid_until = end.replace(year=end.year + 1) if current.rank > 0 else None
     return TierStatus(current, spend, next_tier, to_next, valid_until)
+
+
+def own_tier(program: Program, spend: Money, assignment: TierAssignment | None) -> Tier:
+    """A member's own public tier: by spend, or a public tier staff assigned."""
+    tier = tier_for_spend(program, spend)
+    assigned = program.tier(assignment.tier_key) if assignment else None
+    if assigned is not None and not assigned.hidden and assigned.rank > tier.rank:
+        return assigned
+    return tier
+
+
+def best_of(tiers: list[Tier]) -> Tier | None:
+    """The household's best public tier, shared by all its members."""
+    return max(tiers, key=lambda t: t.rank, default=None)

@@ -11,9 +11,10 @@ from typing import Any
 from graphql import GraphQLError
 
 from loyalty.access import Viewer
+from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
-from loyalty.ports import CommercePort, ContentPort, ProfilePort
+from loyalty.ports import Broker, CommercePort, ContentPort, ProfilePort
 from loyalty.program import Program
 from loyalty.store import LoyaltyStore
 from resolvers.loaders import Loaders
@@ -30,8 +31,10 @@ class Services:
     cdp: ProfilePort
     members: MemberService
     ledger: LedgerService
+    households: HouseholdService
     card_secret: str
     clock: Callable[[], datetime]
+    broker: Broker  # live updates (subscriptions): in process, or Redis across replicas
 
 
 @dataclass(slots=True)
@@ -44,6 +47,7 @@ class Context:
     # Errors about fields that still return a value (a non-null list whose upstream failed):
     # the `SoftErrors` extension adds them to the response's `errors`.
     soft_errors: list[GraphQLError] = field(default_factory=list)
+    # The `connection_init` payload of a WebSocket (strawberry sets it); see `on_ws_connect`.
     connection_params: dict[str, Any] | None = None
 
     @classmethod

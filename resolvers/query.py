@@ -15,7 +15,7 @@ from loyalty.money import Money as DomainMoney
 from loyalty.store import MemberSearch
 from resolvers.errors import not_allowed, not_found, refusal, unauthenticated
 from resolvers.households import Household
-from resolvers.members import Member, RfmSegment, readable_member
+from resolvers.members import Member, RfmSegment
 from resolvers.money import Money
 from resolvers.node import Node, from_global_id, local_id
 from resolvers.points import PageInfo, PointsTransaction
@@ -27,24 +27,10 @@ from resolvers.staff import (
     parse_offset_cursor,
 )
 from resolvers.tiers import Program
+from resolvers.visibility import visible_member
 
 MAX_MEMBERS_PAGE = 100
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
-async def _visible(info: Info[Any, Any], member_id: str | None) -> Member:
-    """The member behind a local id, if the viewer may read it; else a GraphQL error."""
-    viewer = info.context.viewer
-    if not viewer.is_authenticated:
-        raise unauthenticated()
-    member = await info.context.loaders.member_by_id.load(member_id) if member_id else None
-    if member is None:
-        if not viewer.reads_any_member:
-            raise not_allowed("a member may read only itself and its household")
-        raise not_found("member")
-    if not await readable_member(info, member):
-        raise not_allowed("a member may read only itself and its household")
-    return Member.of(member)
 
 
 @strawberry.type
@@ -56,18 +42,18 @@ class Query:
             raise not_found("node")
         type_name, local = decoded
         if type_name == "Member":
-            return await _visible(info, local)
+            return await visible_member(info, local)
         if type_name == "Household":
             household = await info.context.loaders.household_by_id.load(local)
             if household is None:
                 raise not_found("household")
-            await _visible(info, household.owner_id)
+            await visible_member(info, household.owner_id)
             return Household.of(household)
         if type_name == "PointsTransaction" and local.isdigit():
             txn = await info.context.loaders.transaction_by_id.load(int(local))
             if txn is None or txn.member_id is None:
                 raise not_found("transaction")
-            await _visible(info, txn.member_id)
+            await visible_member(info, txn.member_id)
             return PointsTransaction.of(txn, info.context.services.clock())
         raise not_found("node")
 
@@ -86,7 +72,7 @@ class Query:
         "only itself and its household."
     )
     async def member(self, info: Info[Any, Any], id: strawberry.ID) -> Member | None:
-        return await _visible(info, local_id(id, "Member"))
+        return await visible_member(info, local_id(id, "Member"))
 
     @strawberry.field(
         description="POS and associate app: resolve the code read from a member's QR card."
@@ -97,7 +83,7 @@ class Query:
             if not info.context.viewer.is_authenticated:
                 raise unauthenticated()
             raise not_found("card")
-        return await _visible(info, member_id)
+        return await visible_member(info, member_id)
 
     @strawberry.field(
         description="Staff search: by name, email or external id; filter by tier or RFM segment."

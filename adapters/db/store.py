@@ -316,25 +316,8 @@ class SqlReader:
         return await self._households(t.households.c.id.in_(ids))
 
     async def _households(self, condition: Any) -> list[Household]:
-        h, hm = t.households, t.household_members
-        rows = await self._all(
-            select(h.c.id, h.c.owner_id, h.c.created_at, hm.c.member_id)
-            .join(hm, hm.c.household_id == h.c.id)
-            .where(condition)
-            .order_by(h.c.id, hm.c.joined_at, hm.c.member_id)
-        )
-        grouped: dict[str, list[Any]] = defaultdict(list)
-        for row in rows:
-            grouped[row.id].append(row)
-        return [
-            Household(
-                id=hid,
-                owner_id=group[0].owner_id,
-                member_ids=tuple(r.member_id for r in group),
-                created_at=group[0].created_at,
-            )
-            for hid, group in grouped.items()
-        ]
+        async with self.engine.connect() as conn:
+            return await _households(conn, condition)
 
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
@@ -399,6 +382,33 @@ async def _due_pending_by_earn(
     return [
         (code, earn_id, available_at, int(amount) - int(clawed.get(earn_id) or 0))
         for code, earn_id, available_at, amount in earns
+    ]
+
+
+async def _households(conn: AsyncConnection, condition: Any) -> list[Household]:
+    h, hm = t.households, t.household_members
+    rows = (
+        await conn.execute(
+            select(h.c.id, h.c.owner_id, h.c.created_at, hm.c.member_id)
+            .join(hm, hm.c.household_id == h.c.id)
+            .where(condition)
+            .order_by(h.c.id, hm.c.joined_at, hm.c.member_id)
+        )
+    ).all()
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row.id].append(row)
+    return [
+        Household(
+            id=hid,
+            owner_id=group[0].owner_id,
+            # The owner first, then by the date they joined.
+            member_ids=tuple(
+                r.member_id for r in sorted(group, key=lambda r: r.member_id != r.owner_id)
+            ),
+            created_at=group[0].created_at,
+        )
+        for hid, group in grouped.items()
     ]
 
 
@@ -710,6 +720,35 @@ class SqlLedgerSession:
             await self.conn.execute(select(hm.c.member_id).where(hm.c.household_id == mine))
         ).all()
         return sorted({member_id, *(r.member_id for r in rows)})
+
+    async def household(self, household_id: str) -> Household | None:
+        found = await _households(self.conn, t.households.c.id == household_id)
+        return found[0] if found else None
+
+    async def household_of(self, member_id: str) -> Household | None:
+        hm = t.household_members
+        mine = select(hm.c.household_id).where(hm.c.member_id == member_id)
+        found = await _households(self.conn, t.households.c.id.in_(mine))
+        return found[0] if found else None
+
+    async def add_household(self, household_id: str, owner_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            t.households.insert().values(id=household_id, owner_id=owner_id, created_at=at)
+        )
+        await self.add_household_member(household_id, owner_id, at)
+
+    async def add_household_member(self, household_id: str, member_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            t.household_members.insert().values(
+                household_id=household_id, member_id=member_id, joined_at=at
+            )
+        )
+
+    async def remove_household_member(self, household_id: str, member_id: str) -> None:
+        hm = t.household_members
+        await self.conn.execute(
+            hm.delete().where(hm.c.household_id == household_id, hm.c.member_id == member_id)
+        )
 
     async def wallet_of_account(self, code: str) -> Wallet:
         """The wallet a member's account belongs to (the member's own accounts)."""

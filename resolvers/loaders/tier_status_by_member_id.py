@@ -8,11 +8,12 @@ from aiodataloader import DataLoader
 from loyalty.money import Money
 from loyalty.program import Program
 from loyalty.store import LoyaltyReader
-from loyalty.tiers import TierStatus, qualifying_window, tier_status
+from loyalty.tiers import TierStatus, best_of, own_tier, qualifying_window, tier_status
 
 
 class TierStatusByMemberIdLoader(DataLoader[str, TierStatus]):
-    """Each member's tier: two queries (qualifying spend, staff assignments) for any number."""
+    """Each member's tier, the best of its household's included: three queries
+    (households, qualifying spend, staff assignments) for any number of members."""
 
     def __init__(
         self, reader: LoyaltyReader, program: Program, clock: Callable[[], datetime]
@@ -25,14 +26,27 @@ class TierStatusByMemberIdLoader(DataLoader[str, TierStatus]):
     async def batch_load_fn(self, keys: list[str]) -> list[TierStatus]:
         now = self.clock()
         since, until = qualifying_window(self.program, now)
-        spend = await self.reader.qualifying_spend_minor(keys, since, until)
-        assignments = await self.reader.tier_assignments(keys)
-        return [
-            tier_status(
-                self.program,
-                now,
-                Money.from_minor(spend.get(k, 0), self.program.currency),
-                assignments.get(k),
+        households = await self.reader.households_of_members(keys)
+        everyone = sorted({*keys, *(m for h in households.values() for m in h.member_ids)})
+        spend = await self.reader.qualifying_spend_minor(everyone, since, until)
+        assignments = await self.reader.tier_assignments(everyone)
+        currency = self.program.currency
+
+        def money(member_id: str) -> Money:
+            return Money.from_minor(spend.get(member_id, 0), currency)
+
+        result = []
+        for key in keys:
+            household = households.get(key)
+            floor = (
+                best_of(
+                    [
+                        own_tier(self.program, money(m), assignments.get(m))
+                        for m in household.member_ids
+                    ]
+                )
+                if household
+                else None
             )
-            for k in keys
-        ]
+            result.append(tier_status(self.program, now, money(key), assignments.get(key), floor))
+        return result

@@ -8,7 +8,12 @@ from resolvers.mutations.award_points import award_points
 from resolvers.mutations.donate_points import donate_points
 from resolvers.mutations.enroll_member import enroll_member
 from resolvers.mutations.gift_points import gift_points
-from resolvers.mutations.payloads import EnrollMemberPayload, PointsPayload
+from resolvers.mutations.households import (
+    add_household_member,
+    create_household,
+    remove_household_member,
+)
+from resolvers.mutations.payloads import EnrollMemberPayload, HouseholdPayload, PointsPayload
 from resolvers.mutations.record_purchase import record_purchase
 from resolvers.mutations.redeem_points import redeem_points
 from resolvers.mutations.return_purchase import return_purchase
@@ -33,4 +38,9 @@ class Mutation:
         resolver=award_points,
         description="Associate discretion: bounded by the program's per-award and per-day "
         "limits, audited.",
+    )
+    create_household: HouseholdPayload = strawberry.mutation(resolver=create_household)
+    add_household_member: HouseholdPayload = strawberry.mutation(resolver=add_household_member)
+    remove_household_member: HouseholdPayload = strawberry.mutation(
+        resolver=remove_household_member
     )
