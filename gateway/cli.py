@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gateway.upstreams import ConfigurationError
 from loyalty.program import ProgramError
 
 
@@ -24,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ValidationError as exc:
         print(f"patron: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"patron: {exc}", file=sys.stderr)
         return 2
 
 
@@ -69,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         help="ignore this --since's checkpoint and walk from the date again (earns nothing twice)",
     )
     backfill.set_defaults(run=_backfill)
+
+    jobs = commands.add_parser("jobs", help="scheduled jobs (idempotent, cron-able)")
+    job_commands = jobs.add_subparsers(dest="job_command", required=True)
+    run_job = job_commands.add_parser("run", help="run one job now")
+    from gateway.jobs import JOBS
+
+    run_job.add_argument("name", choices=sorted(JOBS))
+    run_job.set_defaults(run=_jobs_run)
 
     fakes = commands.add_parser("fakes", help="serve the fake upstreams (demo data) over HTTP")
     fakes.add_argument("--host", default="127.0.0.1")
@@ -234,6 +246,16 @@ def _backfill(args: argparse.Namespace) -> int:
         )
         return 1
     print(report.summary(), flush=True)
+    return 0
+
+
+def _jobs_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.jobs import run_job
+    from gateway.settings import Settings
+
+    print(f"patron: {args.name}: {asyncio.run(run_job(Settings(), args.name))}")
     return 0
 
 
