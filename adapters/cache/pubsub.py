@@ -173,9 +173,7 @@ async def _pump(pubsub: PubSub, feed: Feed) -> None:
         async for reply in pubsub.listen():
             if reply["type"] == "message":
                 feed.put(_text(reply["data"]))
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # beyond redis-py's own reconnects: tell the subscriber
         log.warning("redis subscription lost: %s", exc)
         feed.end(BrokerClosed(f"the live update connection was lost: {exc}"))
     else:
