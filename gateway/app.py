@@ -25,8 +25,10 @@ from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
 from adapters.db.outbox import OutboxRelay
+from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
 from gateway.auth import AuthError, TokenVerifier
+from gateway.cdp_webhook import cdp_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
@@ -39,7 +41,9 @@ from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
 from loyalty.ports import Broker
+from loyalty.privacy import PrivacyService
 from loyalty.program import Program, load_program
+from loyalty.tier_service import TierService
 from resolvers.context import Services
 
 log = logging.getLogger("patron")
@@ -140,6 +144,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/webhooks/commerce", commerce_webhook, methods=["POST"]),
+        Route("/webhooks/cdp", cdp_webhook, methods=["POST"]),
     ]
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
@@ -170,9 +175,11 @@ def _services(
         members=MemberService(store, clock),
         ledger=ledger,
         households=HouseholdService(store, program, clock, ledger, events=notifier),
+        tiers=TierService(store, program, clock),
         card_secret=settings.card_secret.get_secret_value() or settings.jwt_secret_value,
         clock=clock,
         broker=broker,
+        privacy=PrivacyService(SqlPrivacyStore(engine), upstreams.cdp, program, clock),
     )
 
 

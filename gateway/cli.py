@@ -252,10 +252,14 @@ def _backfill(args: argparse.Namespace) -> int:
 def _jobs_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gateway.jobs import run_job
+    from gateway.jobs import JobFailed, run_job
     from gateway.settings import Settings
 
-    print(f"patron: {args.name}: {asyncio.run(run_job(Settings(), args.name))}")
+    try:
+        print(f"patron: {args.name}: {asyncio.run(run_job(Settings(), args.name))}")
+    except JobFailed as exc:
+        print(f"patron: {args.name}: failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

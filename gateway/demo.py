@@ -176,6 +176,11 @@ DEMO_OFFERS = (
     },
 )
 
+OFFER_COPY = {
+    "birthday": "Happy birthday from Club Harry: your gift is waiting.",
+    "newsletter": "Thank you for subscribing: your welcome code.",
+}
+
 
 def seed_fakes(fakes: Fakes, now: datetime | None = None) -> None:
     """Carts, orders, profiles and content for the demo customers."""
@@ -217,6 +222,10 @@ def seed_fakes(fakes: Fakes, now: datetime | None = None) -> None:
             f"Offer banner: {offer['key']}",
             {"headline": offer["title"], "cta": "Shop now"},
             image=f"offer-{offer['key']}",
+        )
+    for key, headline in OFFER_COPY.items():  # the offers granted per member share a banner
+        fakes.cms.add_content(
+            f"offers/{key}", banner, f"Offer banner: {key}", {"headline": headline}
         )
     for key in ("gold", "black"):
         fakes.cms.add_content(

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     outbox_relay: bool = True
     outbox_interval: float = Field(default=2.0, gt=0)
 
+    # `patron jobs run birthdays` also rewards birthdays this many days back (a missed run).
+    birthday_window_days: int = Field(default=0, ge=0, le=31)
+
     demo: bool = False
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ amount from one account to another), so the sum of all balances is always zero.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,6 +28,7 @@ from loyalty.errors import DomainError, UserErrorCode
 from loyalty.models import (
     AccountKind,
     Channel,
+    HeldTier,
     Member,
     Posting,
     TierAssignment,
@@ -36,10 +37,19 @@ from loyalty.models import (
     TransactionStatus,
 )
 from loyalty.money import InvalidMoney, Money
+from loyalty.offer_service import purchase_rewards
 from loyalty.ports import BalanceEvents
 from loyalty.program import Program
 from loyalty.store import LedgerSession, LoyaltyStore, NewPurchase, NewTransaction, Wallet
-from loyalty.tiers import TierStatus, best_of, own_tier, qualifying_window, tier_status
+from loyalty.tier_service import promote_on_purchase
+from loyalty.tiers import (
+    TierStatus,
+    best_of,
+    held_at,
+    own_tier,
+    qualifying_window,
+    tier_status,
+)
 from loyalty.unit_of_work import Work, run_once
 from loyalty.upstreams import TrackEvent
 
@@ -201,6 +211,10 @@ class LedgerService:
                 )
                 transaction_id = txn.id
                 affected = await session.wallet_members(purchase.member_id)
+                # Bonus-point offers and a first purchase's referral (loyalty.offer_service).
+                affected += await purchase_rewards(
+                    self, session, member, purchase, status.current, txn
+                )
             await session.add_purchase(
                 NewPurchase(
                     order_id=order_id,
@@ -215,6 +229,8 @@ class LedgerService:
                 ),
                 transaction_id,
             )
+            # A purchase whose spend crosses a threshold raises the held tier at once.
+            await promote_on_purchase(session, self.program, purchase.member_id, occurred_at)
             return {
                 "member_id": purchase.member_id,
                 "transaction_id": transaction_id,
@@ -532,6 +548,52 @@ class LedgerService:
         payload = {"member_id": member_id, "points": points, "reason": reason, "by": associate}
         return await self._run("awardPoints", payload, idempotency_key, work)
 
+    async def bonus(
+        self, member_id: str, points: int, reason: str, idempotency_key: str | None,
+        *, kind: TransactionKind = TransactionKind.BONUS,
+        along: Callable[[LedgerSession, Transaction], Awaitable[None]] | None = None,
+    ) -> PointsResult:  # fmt: skip
+        """Points the program gives (a birthday gift, a referral), available at once.
+        `along` runs in the same unit of work with the posted transaction (e.g. to store the
+        offer that comes with the points): both commit together or not at all."""
+        check_points(points)
+
+        async def work(session: LedgerSession) -> dict[str, Any]:
+            member = await self._member(session, member_id, "memberId")
+            txn = await self.credit(session, member, points, kind=kind, description=reason)
+            if along is not None:
+                await along(session, txn)
+            return {
+                "member_id": member.id,
+                "transaction_id": txn.id,
+                "affected": await session.wallet_members(member.id),
+            }
+
+        payload = {"member_id": member_id, "points": points, "reason": reason, "kind": kind.value}
+        return await self._run("bonusPoints", payload, idempotency_key, work)
+
+    async def credit(
+        self, session: LedgerSession, member: Member, points: int, *, kind: TransactionKind,
+        description: str, occurred_at: datetime | None = None,
+        pending_until: datetime | None = None, order_id: str | None = None,
+        channel: Channel = Channel.SYSTEM, extra: dict[str, Any] | None = None,
+    ) -> Transaction:  # fmt: skip
+        """Within a unit of work: points from the program into the member's wallet (its
+        household's), available at once, or pending until `pending_until`."""
+        wallet = await session.wallet(member.id)
+        pending = pending_until is not None
+        return await self._post(
+            session, member,
+            NewTransaction(
+                member_id=member.id, kind=kind, points=points,
+                status=TransactionStatus.PENDING if pending else TransactionStatus.POSTED,
+                occurred_at=occurred_at or self.clock(), available_at=pending_until,
+                description=description, order_id=order_id, channel=channel,
+                extra=extra or {},
+            ),
+            [Posting(ISSUANCE, wallet.pending if pending else wallet.available, points)],
+        )  # fmt: skip
+
     async def move_available_points(
         self, session: LedgerSession, member: Member, *, to: str, description: str
     ) -> int:
@@ -627,12 +689,17 @@ class LedgerService:
         included."""
         since, until = qualifying_window(self.program, moment)
         currency = self.program.currency
-        own: dict[str, tuple[Money, TierAssignment | None]] = {}
+        own: dict[str, tuple[Money, TierAssignment | None, HeldTier | None]] = {}
         for m in await session.wallet_members(member_id):
             spend = await session.qualifying_spend_minor(m, since, until)
-            own[m] = (Money.from_minor(spend, currency), await session.tier_assignment(m))
+            own[m] = (
+                Money.from_minor(spend, currency),
+                await session.tier_assignment(m),
+                held_at(self.program, await session.held_tier(m), moment),  # loyalty.tiers
+            )
         floor = best_of([own_tier(self.program, *own[m]) for m in own]) if len(own) > 1 else None
-        return tier_status(self.program, moment, *own[member_id], floor)
+        own_spend, assignment, held = own[member_id]
+        return tier_status(self.program, moment, own_spend, assignment, floor, held)
 
     async def _member(self, session: LedgerSession, member_id: str, field: str) -> Member:
         member = await session.member(member_id)

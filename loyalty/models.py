@@ -126,6 +126,17 @@ class TierAssignment:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldTier:
+    """The public tier a member holds until `valid_until` (`loyalty.tiers`): earned by the
+    spend of the period that began at `period_start`, or assigned by staff."""
+
+    member_id: str
+    tier_key: str
+    period_start: datetime
+    valid_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     id: str
     key: str
@@ -141,5 +152,8 @@ class Offer:
 
     @property
     def content_key(self) -> str:
-        """The CMS delivery key of this offer's banner and copy."""
+        """The CMS delivery key of this offer's banner and copy: `offers/<key>`, except that
+        every birthday offer (key `birthday-<year>`) shares one banner, `offers/birthday`."""
+        if self.kind is OfferKind.BIRTHDAY:
+            return "offers/birthday"
         return f"offers/{self.key}"

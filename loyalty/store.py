@@ -12,21 +12,25 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from loyalty.models import (
     AccountKind,
     Balance,
     Channel,
+    HeldTier,
     Household,
     Member,
     Offer,
+    OfferKind,
     Posting,
     TierAssignment,
     Transaction,
     TransactionKind,
     TransactionStatus,
 )
+from loyalty.segments import Activity, Insights, Segment
 from loyalty.upstreams import TrackEvent
 
 
@@ -41,6 +45,7 @@ class MemberSearch:
     member_ids: Sequence[str] | None = None
     limit: int = 20
     after: str | None = None
+    segment: Segment | None = None  # members whose materialized RFM segment is this
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,25 @@ class NewPurchase:
 
 
 @dataclass(frozen=True, slots=True)
+class NewOffer:
+    """An offer to store: program-wide (`member_id` None) or a member's own."""
+
+    id: str
+    key: str
+    kind: OfferKind
+    title: str
+    created_at: datetime
+    code: str | None = None
+    discount_percent: Decimal | None = None
+    bonus_points: int | None = None
+    bonus_multiplier: Decimal | None = None
+    member_id: str | None = None
+    tier_key: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PurchaseRecord:
     order_id: str
     member_id: str
@@ -137,17 +161,43 @@ class LoyaltyReader(Protocol):
 
     async def tier_assignments(self, member_ids: Sequence[str]) -> dict[str, TierAssignment]: ...
 
+    async def held_tiers(self, member_ids: Sequence[str]) -> dict[str, HeldTier]:
+        """The tier each member holds for the period (`member_tiers`), if any."""
+        ...
+
+    async def held_tiers_due(self, now: datetime) -> list[str]:
+        """Members whose held tier's period has ended by `now` (the tiers job's work list)."""
+        ...
+
     async def top_spenders(self, since: datetime, until: datetime, limit: int) -> list[SpendRow]:
         """Members by purchase amount (net of returns) in [since, until), highest first."""
         ...
 
     async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]: ...
 
+    async def segment_activity(
+        self, member_ids: Sequence[str] | None, since: datetime, until: datetime
+    ) -> dict[str, Activity]:
+        """The facts segments are computed from (`loyalty.segments`), purchases and points
+        uses counted in [since, until]; `None`: every member not forgotten. One query."""
+        ...
+
+    async def member_insights(self, member_ids: Sequence[str]) -> dict[str, Insights]:
+        """The insights `patron jobs run segments` materialized, for the members it saw."""
+        ...
+
     async def households_by_ids(self, ids: Sequence[str]) -> list[Household]: ...
 
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
-    ) -> dict[str, list[Offer]]: ...
+    ) -> dict[str, list[Offer]]:
+        """Per member: the offers it can use now (active, valid, not redeemed), its own and
+        the program-wide ones; a member's own offer hides a program-wide one of its key."""
+        ...
+
+    async def members_after(self, after_id: str | None, limit: int) -> list[Member]:
+        """Members (not forgotten) in id order after `after_id`: a job's pages."""
+        ...
 
     async def credit_history(
         self, member_ids: Sequence[str], now: datetime
@@ -216,6 +266,25 @@ class LedgerSession(Protocol):
 
     async def tier_assignment(self, member_id: str) -> TierAssignment | None: ...
 
+    async def add_tier_assignment(self, assignment: TierAssignment) -> None:
+        """Record a staff assignment and revoke the member's previous one (at its time)."""
+        ...
+
+    async def revoke_tier_assignment(self, member_id: str, at: datetime) -> None:
+        """End the member's current staff assignment, if any."""
+        ...
+
+    async def held_tier(self, member_id: str, *, for_update: bool = False) -> HeldTier | None:
+        """The member's held tier (`for_update`: locked for the rest of the transaction)."""
+        ...
+
+    async def save_held_tier(self, held: HeldTier, at: datetime) -> None:
+        """Insert or replace the member's held tier (a `ConcurrentWrite` if another
+        transaction inserted one first)."""
+        ...
+
+    async def drop_held_tier(self, member_id: str) -> None: ...
+
     async def add_outbox(self, events: Sequence[TrackEvent]) -> None:
         """Queue events for the CDP in this transaction (sent after commit by the relay)."""
         ...
@@ -225,6 +294,10 @@ class LedgerSession(Protocol):
         ...
 
     async def wallet_of_account(self, code: str) -> Wallet: ...
+
+    async def save_insights(self, rows: Sequence[Insights]) -> None:
+        """Upsert members' materialized insights, and drop those of forgotten members."""
+        ...
 
     async def household(self, household_id: str) -> Household | None: ...
 
@@ -277,6 +350,26 @@ class LedgerSession(Protocol):
         self, available_account: str
     ) -> tuple[list[tuple[datetime, int]], int]:
         """The credits (when, points) into an available account, and its total debits."""
+        ...
+
+    async def add_offer(self, offer: NewOffer) -> bool:
+        """Store an offer unless one with its key exists for its member; whether it did."""
+        ...
+
+    async def offer_code_taken(self, code: str) -> bool: ...
+
+    async def usable_offers(self, member_id: str, at: datetime) -> list[Offer]:
+        """The offers the member can use at `at` (as `LoyaltyReader.offers_for_members`)."""
+        ...
+
+    async def redeem_offer(self, offer: Offer, member_id: str, at: datetime) -> None:
+        """Mark an offer used by the member: its own offer is redeemed; a program-wide one
+        gets a redeemed copy for the member (which hides it from the member). Raises
+        `ConcurrentWrite` if another transaction used it first."""
+        ...
+
+    async def earned_purchases(self, member_id: str) -> int:
+        """How many purchases of the member earned points (recorded so far)."""
         ...
 
 

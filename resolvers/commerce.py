@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
-from loyalty.earning import points_preview, to_program_currency
+from loyalty.earning import to_program_currency
 from loyalty.errors import DomainError
-from loyalty.models import OfferKind
 from loyalty.money import Money as DomainMoney
+from loyalty.offers import purchase_points
 from loyalty.upstreams import Cart as DomainCart
 from loyalty.upstreams import Order as DomainOrder
 from resolvers.money import Money
@@ -43,20 +42,12 @@ class Cart:
         loaders = info.context.loaders
         status = await loaders.tier_status_by_member_id.load(self._member_id)
         offers = await loaders.offers_by_member_id.load(self._member_id)
-        multiplier = Decimal(1)
-        bonus = 0
-        for offer in offers:
-            if offer.kind is not OfferKind.BONUS_POINTS:
-                continue
-            if offer.tier_key and offer.tier_key != status.current.key:
-                continue
-            multiplier *= offer.bonus_multiplier or Decimal(1)
-            bonus += offer.bonus_points or 0
         try:
-            base = points_preview(services.program, self._cart.total, status.current, multiplier)
+            # The rule recordPurchase applies too (loyalty.offers.purchase_points).
+            points = purchase_points(services.program, self._cart.total, status.current, offers)
         except DomainError:
             return 0  # a cart in a currency the program cannot convert earns nothing
-        return base + bonus
+        return points.total
 
     @strawberry.field(description="The member's tier discount applied to this cart.")
     async def tier_discount(self, info: Info[Any, Any]) -> Money | None:

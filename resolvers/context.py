@@ -15,8 +15,10 @@ from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
 from loyalty.ports import Broker, CommercePort, ContentPort, ProfilePort
+from loyalty.privacy import PrivacyService
 from loyalty.program import Program
 from loyalty.store import LoyaltyStore
+from loyalty.tier_service import TierService
 from resolvers.loaders import Loaders
 
 
@@ -32,9 +34,11 @@ class Services:
     members: MemberService
     ledger: LedgerService
     households: HouseholdService
+    tiers: TierService  # assignTier, the held tier, the end-of-period review
     card_secret: str
     clock: Callable[[], datetime]
     broker: Broker  # live updates (subscriptions): in process, or Redis across replicas
+    privacy: PrivacyService  # forgetMember, memberExport, the CDP deletion queue
 
 
 @dataclass(slots=True)

@@ -17,7 +17,9 @@ from loyalty.access import may_read_member
 from loyalty.card import card_code
 from loyalty.errors import UpstreamError
 from loyalty.models import Member as DomainMember
+from loyalty.money import Money as DomainMoney
 from loyalty.offers import offers_for_member
+from loyalty.segments import Insights
 from resolvers.commerce import Cart, Order
 from resolvers.errors import soft_upstream_error, upstream_error
 from resolvers.households import Household
@@ -69,14 +71,36 @@ class RfmSegment(enum.Enum):
     REACTIVATE = "REACTIVATE"
 
 
-@strawberry.type
+@strawberry.type(
+    description="RFM segment and scores (rules and weights: README, Segments). Staff only."
+)
 class MemberInsights:
     segment: RfmSegment
-    recency_days: int | None
-    frequency12m: int
-    spend12m: Money
+    recency_days: int | None = strawberry.field(
+        description="Whole days since the last purchase; null if the member never bought."
+    )
+    frequency12m: int = strawberry.field(description="Purchases in the last 365 days.")
+    spend12m: Money = strawberry.field(
+        description="Net spend (after returns) in the last 365 days, program currency."
+    )
     engagement_score: float = strawberry.field(description="0..1")
     churn_risk: float = strawberry.field(description="0..1")
+    computed_at: datetime = strawberry.field(
+        description="When: the last `patron jobs run segments`, or now for a member it has "
+        "not seen yet (computed live)."
+    )
+
+    @classmethod
+    def of(cls, insights: Insights, currency: str) -> MemberInsights:
+        return cls(
+            segment=RfmSegment(insights.segment.value),
+            recency_days=insights.recency_days,
+            frequency12m=insights.frequency_12m,
+            spend12m=Money.of(DomainMoney.from_minor(insights.spend_12m_minor, currency)),
+            engagement_score=insights.engagement_score,
+            churn_risk=insights.churn_risk,
+            computed_at=insights.computed_at,
+        )
 
 
 @strawberry.type
@@ -191,13 +215,17 @@ class Member(Node):
     def card(self, info: Info[Any, Any]) -> MemberCard:
         return MemberCard(code=card_code(self._member.id, info.context.services.card_secret))
 
-    @strawberry.field(description="Staff only.")
+    @strawberry.field(
+        description="Staff only (associate, marketer, admin): RFM segment, engagement and "
+        "churn risk. Anyone else gets null and a NOT_ALLOWED error."
+    )
     async def insights(self, info: Info[Any, Any]) -> MemberInsights | None:
-        from resolvers.errors import not_allowed, refusal
+        from resolvers.errors import not_allowed
 
         if not info.context.viewer.is_staff:
             raise not_allowed("insights are for staff only")
-        raise refusal("NOT_AVAILABLE", "segments are not computed yet (patron jobs run segments)")
+        found = await info.context.loaders.insights_by_member_id.load(self._member.id)
+        return MemberInsights.of(found, info.context.services.program.currency) if found else None
 
 
 async def readable_member(info: Info[Any, Any], member: DomainMember) -> bool:

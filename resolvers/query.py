@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from loyalty.access import Role
 from loyalty.card import member_id_from_card
 from loyalty.money import Money as DomainMoney
+from loyalty.segments import Segment
 from loyalty.store import MemberSearch
 from resolvers.errors import not_allowed, not_found, refusal, unauthenticated
 from resolvers.households import Household
@@ -19,6 +21,7 @@ from resolvers.members import Member, RfmSegment
 from resolvers.money import Money
 from resolvers.node import Node, from_global_id, local_id
 from resolvers.points import PageInfo, PointsTransaction
+from resolvers.privacy import member_export
 from resolvers.staff import (
     CustomerSpend,
     MemberConnection,
@@ -26,7 +29,7 @@ from resolvers.staff import (
     offset_cursor,
     parse_offset_cursor,
 )
-from resolvers.tiers import Program
+from resolvers.tiers import Program, program_for_viewer
 from resolvers.visibility import visible_member
 
 MAX_MEMBERS_PAGE = 100
@@ -102,8 +105,6 @@ class Query:
             raise unauthenticated()
         if not viewer.is_staff:
             raise not_allowed("member search is for staff")
-        if segment is not None:
-            raise refusal("NOT_AVAILABLE", "segments are not computed yet")
         if first < 0 or first > MAX_MEMBERS_PAGE:
             raise refusal("INVALID_INPUT", f"first must be between 0 and {MAX_MEMBERS_PAGE}")
         offset = parse_offset_cursor(after) if after else -1
@@ -121,6 +122,7 @@ class Query:
                 member_ids=member_ids,
                 limit=first,
                 after=str(offset) if offset >= 0 else None,
+                segment=Segment(segment.value) if segment is not None else None,
             )
         )
         loader = info.context.loaders.member_by_id
@@ -139,11 +141,10 @@ class Query:
 
     @strawberry.field(
         description="The running loyalty program: public tiers for everyone, hidden tiers for "
-        "staff only."
+        "staff and for the members who hold one."
     )
-    def program(self, info: Info[Any, Any]) -> Program:
-        viewer = info.context.viewer
-        return Program.of(info.context.services.program, include_hidden=viewer.is_staff)
+    async def program(self, info: Info[Any, Any]) -> Program:
+        return await program_for_viewer(info)
 
     @strawberry.field(
         description="Marketers: the members with the highest purchase amount in a calendar month "
@@ -179,6 +180,11 @@ class Query:
             for r, m in zip(rows, members, strict=True)
             if m is not None
         ]
+
+    member_export: JSON | None = strawberry.field(
+        resolver=member_export,
+        description="Admins: everything held about a member (GDPR access request), as JSON.",
+    )
 
 
 async def _members_in_tier(info: Info[Any, Any], search: str | None, tier_key: str) -> list[str]:

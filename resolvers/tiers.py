@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from loyalty.access import Role
 from loyalty.program import Program as DomainProgram
 from loyalty.program import Tier as DomainTier
 from loyalty.tiers import TierStatus as DomainTierStatus
@@ -83,8 +85,12 @@ class Program:
     tiers: list[Tier]
 
     @classmethod
-    def of(cls, program: DomainProgram, *, include_hidden: bool) -> Program:
-        tiers = program.tiers if include_hidden else program.public_tiers
+    def of(
+        cls, program: DomainProgram, *, include_hidden: bool, held: Collection[str] = ()
+    ) -> Program:
+        """The program with its public tiers, and its hidden ones when `include_hidden`
+        (else those in `held`)."""
+        tiers = [t for t in program.tiers if include_hidden or not t.hidden or t.key in held]
         return cls(
             key=program.key,
             name=program.name,
@@ -92,3 +98,21 @@ class Program:
             points_name=program.points_name,
             tiers=[Tier.of(t) for t in tiers],
         )
+
+
+async def program_for_viewer(info: Info[Any, Any]) -> Program:
+    """Public tiers for everyone; hidden tiers for staff, and a hidden tier also to the
+    member who holds it (its own `tier.current`)."""
+    viewer = info.context.viewer
+    program: DomainProgram = info.context.services.program
+    if viewer.is_staff:
+        return Program.of(program, include_hidden=True)
+    held: set[str] = set()
+    has_hidden = any(t.hidden for t in program.tiers)
+    if has_hidden and Role.MEMBER in viewer.roles and viewer.sub is not None:
+        member = await info.context.loaders.member_by_commerce_id.load(viewer.sub)
+        if member is not None:
+            status = await info.context.loaders.tier_status_by_member_id.load(member.id)
+            if status.current.hidden:
+                held.add(status.current.key)
+    return Program.of(program, include_hidden=False, held=held)

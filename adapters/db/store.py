@@ -3,13 +3,15 @@ transaction per unit of work for the services (`loyalty.store.LoyaltyStore`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,6 +24,7 @@ from loyalty.models import (
     AccountKind,
     Balance,
     Channel,
+    HeldTier,
     Household,
     Member,
     Offer,
@@ -32,10 +35,12 @@ from loyalty.models import (
     TransactionKind,
     TransactionStatus,
 )
+from loyalty.segments import Activity, Insights, Segment
 from loyalty.store import (
     ConcurrentWrite,
     MemberPage,
     MemberSearch,
+    NewOffer,
     NewPurchase,
     NewTransaction,
     PurchaseRecord,
@@ -52,6 +57,12 @@ EARNED_KINDS = (
     TransactionKind.AWARD.value,
     TransactionKind.REFERRAL.value,
     TransactionKind.RETURN.value,
+)
+# Points uses: the transactions in which a member spends its points (segments' P feature).
+POINTS_USE_KINDS = (
+    TransactionKind.REDEEM.value,
+    TransactionKind.DONATION.value,
+    TransactionKind.GIFT_SENT.value,
 )
 
 
@@ -126,6 +137,10 @@ class SqlReader:
             )  # fmt: skip
         if query.member_ids is not None:
             statement = statement.where(t.members.c.id.in_(query.member_ids))
+        if query.segment is not None:
+            ms = t.member_segments
+            in_segment = select(ms.c.member_id).where(ms.c.segment == query.segment.value)
+            statement = statement.where(t.members.c.id.in_(in_segment))
         offset = int(query.after) + 1 if query.after is not None else 0
         async with self.engine.connect() as conn:
             total = (
@@ -292,6 +307,18 @@ class SqlReader:
         )
         return {r.member_id: _assignment(r) for r in rows}  # the latest wins
 
+    async def held_tiers(self, member_ids: Sequence[str]) -> dict[str, HeldTier]:
+        mt = t.member_tiers
+        rows = await self._all(select(mt).where(mt.c.member_id.in_(member_ids)))
+        return {r.member_id: _held_tier(r) for r in rows}
+
+    async def held_tiers_due(self, now: datetime) -> list[str]:
+        mt = t.member_tiers
+        rows = await self._all(
+            select(mt.c.member_id).where(mt.c.valid_until <= now).order_by(mt.c.member_id)
+        )
+        return [r.member_id for r in rows]
+
     async def top_spenders(self, since: datetime, until: datetime, limit: int) -> list[SpendRow]:
         pu = t.purchases
         net = func.sum(pu.c.program_amount_minor - pu.c.returned_program_amount_minor)
@@ -305,6 +332,72 @@ class SqlReader:
             .limit(limit)
         )
         return [SpendRow(r.member_id, int(r.spend or 0), int(r.orders)) for r in rows]
+
+    async def segment_activity(
+        self, member_ids: Sequence[str] | None, since: datetime, until: datetime
+    ) -> dict[str, Activity]:
+        pu, tx, m = t.purchases, t.ledger_transactions, t.members
+        net = pu.c.program_amount_minor - pu.c.returned_program_amount_minor
+        kept = net > 0  # an order returned in full is no purchase
+        in_window = pu.c.occurred_at >= since
+        bought = (
+            select(
+                pu.c.member_id,
+                func.max(case((kept, pu.c.occurred_at))).label("last_at"),
+                func.sum(case((kept, 1), else_=0)).label("purchases"),
+                func.sum(case((and_(kept, in_window), 1), else_=0)).label("in_window"),
+                func.sum(case((in_window, net), else_=0)).label("spend"),
+            )
+            .where(pu.c.occurred_at <= until)
+            .group_by(pu.c.member_id)
+        )
+        uses = (
+            select(tx.c.member_id, func.count().label("uses"))
+            .where(tx.c.kind.in_(POINTS_USE_KINDS))
+            .where(tx.c.status != TransactionStatus.REVERSED.value)
+            .where(tx.c.occurred_at >= since, tx.c.occurred_at <= until)
+            .group_by(tx.c.member_id)
+        )
+        members = select(m.c.id, m.c.enrolled_at).where(m.c.forgotten_at.is_(None))
+        if member_ids is not None:
+            bought = bought.where(pu.c.member_id.in_(member_ids))
+            uses = uses.where(tx.c.member_id.in_(member_ids))
+            members = members.where(m.c.id.in_(member_ids))
+        b, u, mm = bought.subquery(), uses.subquery(), members.subquery()
+        rows = await self._all(
+            select(mm.c.id, mm.c.enrolled_at, b.c.last_at, b.c.purchases, b.c.in_window)
+            .add_columns(b.c.spend, u.c.uses)
+            .select_from(mm.outerjoin(b, b.c.member_id == mm.c.id))
+            .outerjoin(u, u.c.member_id == mm.c.id)
+        )
+        return {
+            r.id: Activity(
+                enrolled_at=r.enrolled_at,
+                last_purchase_at=r.last_at,
+                purchases=int(r.purchases or 0),
+                purchases_window=int(r.in_window or 0),
+                spend_window_minor=int(r.spend or 0),
+                points_uses_window=int(r.uses or 0),
+            )
+            for r in rows
+        }
+
+    async def member_insights(self, member_ids: Sequence[str]) -> dict[str, Insights]:
+        ms = t.member_segments
+        rows = await self._all(select(ms).where(ms.c.member_id.in_(member_ids)))
+        return {
+            r.member_id: Insights(
+                member_id=r.member_id,
+                segment=Segment(r.segment),
+                recency_days=r.recency_days,
+                frequency_12m=int(r.frequency_12m),
+                spend_12m_minor=int(r.spend_12m_minor),
+                engagement_score=float(r.engagement_score),
+                churn_risk=float(r.churn_risk),
+                computed_at=r.computed_at,
+            )
+            for r in rows
+        }
 
     async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]:
         hm = t.household_members
@@ -322,24 +415,59 @@ class SqlReader:
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:
-        o = t.offers
-        rows = await self._all(
-            select(o)
-            .where(
-                o.c.active.is_(True),
-                o.c.redeemed_at.is_(None),
-                or_(o.c.member_id.is_(None), o.c.member_id.in_(member_ids)),
-                or_(o.c.valid_from.is_(None), o.c.valid_from <= now),
-                or_(o.c.valid_until.is_(None), o.c.valid_until > now),
+        rows = await self._all(_offers_statement(member_ids, now))
+        return _usable_offers(rows, member_ids, now)
+
+    async def members_after(self, after_id: str | None, limit: int) -> list[Member]:
+        statement = _active_members()
+        if after_id is not None:
+            statement = statement.where(t.members.c.id > after_id)
+        rows = await self._all(statement.order_by(t.members.c.id).limit(limit))
+        return [_member(r) for r in rows]
+
+
+def _offers_statement(member_ids: Sequence[str], now: datetime) -> Select[Any]:
+    """The program-wide offers usable now, and every offer of these members (used or not:
+    a member's own row of a key hides the program-wide offer of that key from it)."""
+    o = t.offers
+    return (
+        select(o)
+        .where(
+            or_(
+                and_(
+                    o.c.member_id.is_(None),
+                    o.c.active.is_(True),
+                    o.c.redeemed_at.is_(None),
+                    or_(o.c.valid_from.is_(None), o.c.valid_from <= now),
+                    or_(o.c.valid_until.is_(None), o.c.valid_until > now),
+                ),
+                o.c.member_id.in_(member_ids),
             )
-            .order_by(o.c.created_at, o.c.id)
         )
-        result: dict[str, list[Offer]] = {m: [] for m in member_ids}
-        for row in rows:
+        .order_by(o.c.created_at, o.c.id)
+    )
+
+
+def _usable_offers(
+    rows: Sequence[Any], member_ids: Sequence[str], now: datetime
+) -> dict[str, list[Offer]]:
+    own_keys = {(row.member_id, row.key) for row in rows if row.member_id is not None}
+    result: dict[str, list[Offer]] = {m: [] for m in member_ids}
+    for row in rows:
+        if row.member_id is None:
             offer = _offer(row)
-            for member_id in [row.member_id] if row.member_id else member_ids:
-                result[member_id].append(offer)
-        return result
+            for member_id in member_ids:
+                if (member_id, row.key) not in own_keys:
+                    result[member_id].append(offer)
+        elif (
+            row.member_id in result
+            and row.active
+            and row.redeemed_at is None
+            and (row.valid_from is None or row.valid_from <= now)
+            and (row.valid_until is None or row.valid_until > now)
+        ):
+            result[row.member_id].append(_offer(row))
+    return result
 
 
 async def _due_pending_by_earn(
@@ -410,6 +538,15 @@ async def _households(conn: AsyncConnection, condition: Any) -> list[Household]:
         )
         for hid, group in grouped.items()
     ]
+
+
+def _held_tier(row: Any) -> HeldTier:
+    return HeldTier(
+        member_id=row.member_id,
+        tier_key=row.tier_key,
+        period_start=row.period_start,
+        valid_until=row.valid_until,
+    )
 
 
 def _assignment(row: Any) -> TierAssignment:
@@ -693,6 +830,51 @@ class SqlLedgerSession:
         )
         return _assignment(row) if row else None
 
+    async def add_tier_assignment(self, assignment: TierAssignment) -> None:
+        await self.revoke_tier_assignment(assignment.member_id, assignment.assigned_at)
+        await self.conn.execute(
+            t.tier_assignments.insert().values(
+                id=str(uuid.uuid4()),
+                member_id=assignment.member_id,
+                tier_key=assignment.tier_key,
+                reason=assignment.reason,
+                assigned_by=assignment.assigned_by,
+                assigned_at=assignment.assigned_at,
+            )
+        )
+
+    async def revoke_tier_assignment(self, member_id: str, at: datetime) -> None:
+        ta = t.tier_assignments
+        await self.conn.execute(
+            update(ta)
+            .where(ta.c.member_id == member_id, ta.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+    async def held_tier(self, member_id: str, *, for_update: bool = False) -> HeldTier | None:
+        mt = t.member_tiers
+        statement = select(mt).where(mt.c.member_id == member_id)
+        row = await self._one(statement.with_for_update() if for_update else statement)
+        return _held_tier(row) if row else None
+
+    async def save_held_tier(self, held: HeldTier, at: datetime) -> None:
+        mt = t.member_tiers
+        values = {
+            "tier_key": held.tier_key,
+            "period_start": held.period_start,
+            "valid_until": held.valid_until,
+            "updated_at": at,
+        }
+        changed = await self.conn.execute(
+            update(mt).where(mt.c.member_id == held.member_id).values(**values)
+        )
+        if changed.rowcount == 0:  # a concurrent insert is a unique violation: retried
+            await self.conn.execute(mt.insert().values(member_id=held.member_id, **values))
+
+    async def drop_held_tier(self, member_id: str) -> None:
+        mt = t.member_tiers
+        await self.conn.execute(mt.delete().where(mt.c.member_id == member_id))
+
     async def add_outbox(self, events: Sequence[TrackEvent]) -> None:
         if not events:
             return
@@ -720,6 +902,33 @@ class SqlLedgerSession:
             await self.conn.execute(select(hm.c.member_id).where(hm.c.household_id == mine))
         ).all()
         return sorted({member_id, *(r.member_id for r in rows)})
+
+    async def save_insights(self, rows: Sequence[Insights]) -> None:
+        ms = t.member_segments
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        for start in range(0, len(rows), 500):
+            statement = insert(ms)
+            await self.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["member_id"],
+                    set_={c.name: statement.excluded[c.name] for c in ms.c if not c.primary_key},
+                ),
+                [
+                    {
+                        "member_id": r.member_id,
+                        "segment": r.segment.value,
+                        "recency_days": r.recency_days,
+                        "frequency_12m": r.frequency_12m,
+                        "spend_12m_minor": r.spend_12m_minor,
+                        "engagement_score": r.engagement_score,
+                        "churn_risk": r.churn_risk,
+                        "computed_at": r.computed_at,
+                    }
+                    for r in rows[start : start + 500]
+                ],
+            )
+        forgotten = select(t.members.c.id).where(t.members.c.forgotten_at.is_not(None))
+        await self.conn.execute(delete(ms).where(ms.c.member_id.in_(forgotten)))
 
     async def household(self, household_id: str) -> Household | None:
         found = await _households(self.conn, t.households.c.id == household_id)
@@ -879,6 +1088,82 @@ class SqlLedgerSession:
             )
         ).scalar()
         return [(when, int(amount)) for when, amount in credits], int(debits or 0)
+
+    async def add_offer(self, offer: NewOffer) -> bool:
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        result = await self.conn.execute(
+            insert(t.offers)
+            .values(
+                id=offer.id,
+                key=offer.key,
+                kind=offer.kind.value,
+                title=offer.title,
+                code=offer.code,
+                discount_percent=_decimal_text(offer.discount_percent),
+                bonus_points=offer.bonus_points,
+                bonus_multiplier=_decimal_text(offer.bonus_multiplier),
+                member_id=offer.member_id,
+                tier_key=offer.tier_key,
+                valid_from=offer.valid_from,
+                valid_until=offer.valid_until,
+                active=True,
+                created_at=offer.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["key", "member_id"])
+        )
+        return bool(result.rowcount == 1)
+
+    async def offer_code_taken(self, code: str) -> bool:
+        o = t.offers
+        return await self._one(select(o.c.id).where(o.c.code == code).limit(1)) is not None
+
+    async def usable_offers(self, member_id: str, at: datetime) -> list[Offer]:
+        rows = (await self.conn.execute(_offers_statement([member_id], at))).all()
+        return _usable_offers(rows, [member_id], at)[member_id]
+
+    async def redeem_offer(self, offer: Offer, member_id: str, at: datetime) -> None:
+        o = t.offers
+        if offer.member_id == member_id:
+            result = await self.conn.execute(
+                update(o)
+                .where(o.c.id == offer.id, o.c.redeemed_at.is_(None))
+                .values(redeemed_at=at)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentWrite(f"offer {offer.id} was redeemed meanwhile")
+            return
+        copied = NewOffer(
+            id=str(uuid.uuid4()),
+            key=offer.key,
+            kind=offer.kind,
+            title=offer.title,
+            created_at=at,
+            code=offer.code,
+            discount_percent=offer.discount_percent,
+            bonus_points=offer.bonus_points,
+            bonus_multiplier=offer.bonus_multiplier,
+            member_id=member_id,
+            tier_key=offer.tier_key,
+            valid_until=offer.valid_until,
+        )
+        if not await self.add_offer(copied):
+            raise ConcurrentWrite(f"offer {offer.key} was used by {member_id} meanwhile")
+        await self.conn.execute(
+            update(o).where(o.c.id == copied.id).values(redeemed_at=at)
+        )
+
+    async def earned_purchases(self, member_id: str) -> int:
+        pu = t.purchases
+        statement = (
+            select(func.count())
+            .select_from(pu)
+            .where(pu.c.member_id == member_id, pu.c.transaction_id.is_not(None))
+        )
+        return int((await self.conn.execute(statement)).scalar_one())
+
+
+def _decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.normalize():f}"
 
 
 class SqlLoyaltyStore:

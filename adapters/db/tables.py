@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -190,6 +191,19 @@ tier_assignments = Table(
     Column("revoked_at", TS),
 )
 
+member_tiers = Table(
+    "member_tiers",
+    metadata,
+    # The tier each member holds until `valid_until` (the end of its qualification period):
+    # raised on purchase, reviewed (at most one step down) by `patron jobs run tiers`.
+    Column("member_id", ID, ForeignKey("members.id"), primary_key=True),
+    Column("tier_key", String(64), nullable=False),
+    Column("period_start", TS, nullable=False),
+    Column("valid_until", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_member_tiers_valid_until", "valid_until"),
+)
+
 offers = Table(
     "offers",
     metadata,
@@ -244,4 +258,20 @@ job_state = Table(
     Column("name", String(100), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+member_segments = Table(
+    "member_segments",
+    metadata,
+    # Each member's RFM segment and scores (`loyalty.segments`) as of `computed_at`, written
+    # by `patron jobs run segments`; `members(segment:)` filters on it.
+    Column("member_id", ID, ForeignKey("members.id"), primary_key=True),
+    Column("segment", String(16), nullable=False),
+    Column("recency_days", Integer),
+    Column("frequency_12m", Integer, nullable=False),
+    Column("spend_12m_minor", BigInteger, nullable=False),
+    Column("engagement_score", Float, nullable=False),
+    Column("churn_risk", Float, nullable=False),
+    Column("computed_at", TS, nullable=False),
+    Index("ix_member_segments_segment", "segment"),
 )

@@ -14,6 +14,7 @@ from resolvers.loaders.cart_by_customer_id import CartByCustomerIdLoader
 from resolvers.loaders.content_by_key import ContentByKeyLoader
 from resolvers.loaders.household_by_id import HouseholdByIdLoader
 from resolvers.loaders.household_by_member_id import HouseholdByMemberIdLoader
+from resolvers.loaders.insights_by_member_id import InsightsByMemberIdLoader
 from resolvers.loaders.member_by_commerce_id import MemberByCommerceIdLoader
 from resolvers.loaders.member_by_id import MemberByIdLoader
 from resolvers.loaders.offers_by_member_id import OffersByMemberIdLoader
@@ -42,6 +43,7 @@ class Loaders:
     orders_by_customer_id: OrdersByCustomerIdLoader
     content_by_key: ContentByKeyLoader
     profile_by_user_id: ProfileByUserIdLoader
+    insights_by_member_id: InsightsByMemberIdLoader
 
     @classmethod
     def build(cls, services: Services) -> Loaders:
@@ -62,4 +64,7 @@ class Loaders:
             orders_by_customer_id=OrdersByCustomerIdLoader(services.commerce),
             content_by_key=ContentByKeyLoader(services.cms),
             profile_by_user_id=ProfileByUserIdLoader(services.cdp),
+            insights_by_member_id=InsightsByMemberIdLoader(
+                reader, services.program, services.clock
+            ),
         )

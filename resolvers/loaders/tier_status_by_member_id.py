@@ -8,12 +8,19 @@ from aiodataloader import DataLoader
 from loyalty.money import Money
 from loyalty.program import Program
 from loyalty.store import LoyaltyReader
-from loyalty.tiers import TierStatus, best_of, own_tier, qualifying_window, tier_status
+from loyalty.tiers import (
+    TierStatus,
+    best_of,
+    held_at,
+    own_tier,
+    qualifying_window,
+    tier_status,
+)
 
 
 class TierStatusByMemberIdLoader(DataLoader[str, TierStatus]):
-    """Each member's tier, the best of its household's included: three queries
-    (households, qualifying spend, staff assignments) for any number of members."""
+    """Each member's tier, the best of its household's included: four queries
+    (households, qualifying spend, staff assignments, held tiers) for any number of members."""
 
     def __init__(
         self, reader: LoyaltyReader, program: Program, clock: Callable[[], datetime]
@@ -30,6 +37,8 @@ class TierStatusByMemberIdLoader(DataLoader[str, TierStatus]):
         everyone = sorted({*keys, *(m for h in households.values() for m in h.member_ids)})
         spend = await self.reader.qualifying_spend_minor(everyone, since, until)
         assignments = await self.reader.tier_assignments(everyone)
+        stored = await self.reader.held_tiers(everyone)
+        held = {m: held_at(self.program, h, now) for m, h in stored.items()}
         currency = self.program.currency
 
         def money(member_id: str) -> Money:
@@ -41,12 +50,16 @@ class TierStatusByMemberIdLoader(DataLoader[str, TierStatus]):
             floor = (
                 best_of(
                     [
-                        own_tier(self.program, money(m), assignments.get(m))
+                        own_tier(self.program, money(m), assignments.get(m), held.get(m))
                         for m in household.member_ids
                     ]
                 )
                 if household
                 else None
             )
-            result.append(tier_status(self.program, now, money(key), assignments.get(key), floor))
+            result.append(
+                tier_status(
+                    self.program, now, money(key), assignments.get(key), floor, held.get(key)
+                )
+            )
         return result

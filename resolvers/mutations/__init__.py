@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers.mutations.assign_tier import assign_tier
 from resolvers.mutations.award_points import award_points
 from resolvers.mutations.donate_points import donate_points
 from resolvers.mutations.enroll_member import enroll_member
+from resolvers.mutations.forget_member import forget_member
 from resolvers.mutations.gift_points import gift_points
 from resolvers.mutations.households import (
     add_household_member,
     create_household,
     remove_household_member,
 )
-from resolvers.mutations.payloads import EnrollMemberPayload, HouseholdPayload, PointsPayload
+from resolvers.mutations.payloads import (
+    EnrollMemberPayload,
+    ForgetMemberPayload,
+    HouseholdPayload,
+    MemberPayload,
+    PointsPayload,
+)
 from resolvers.mutations.record_purchase import record_purchase
 from resolvers.mutations.redeem_points import redeem_points
 from resolvers.mutations.return_purchase import return_purchase
@@ -43,4 +51,13 @@ class Mutation:
     add_household_member: HouseholdPayload = strawberry.mutation(resolver=add_household_member)
     remove_household_member: HouseholdPayload = strawberry.mutation(
         resolver=remove_household_member
+    )
+    assign_tier: MemberPayload = strawberry.mutation(
+        resolver=assign_tier,
+        description="Staff: put a member in a tier, e.g. an invitation to a hidden tier.",
+    )
+    forget_member: ForgetMemberPayload = strawberry.mutation(
+        resolver=forget_member,
+        description="Erase a member's personal data in one step and ask the CDP to delete it; "
+        "the anonymous ledger amounts stay so the books balance. Admin, service, or the member.",
     )

@@ -372,7 +372,11 @@ async def test_spend_within_12_months_still_counts(harness: Harness) -> None:
     h.clock.advance(days=364)  # 2027-11-22: o-1 is a day short of 12 months old
     assert (await purchase(h, member_id, "o-2", "100.00"))["transaction"]["points"] == 125
     h.clock.advance(days=2)  # 2027-11-24: o-1 is older than 12 months
-    assert (await purchase(h, member_id, "o-3", "100.00"))["transaction"]["points"] == 100
+    # o-2 brought the 12-month spend to 2600 on 2027-11-22: Silver is held (renewed) for 12
+    # months from then, although the spend of the last 12 months is now 100.
+    assert (await purchase(h, member_id, "o-3", "100.00"))["transaction"]["points"] == 125
+    h.clock.advance(days=365)  # 2028-11-23: the held Silver ended unrenewed: one tier down
+    assert (await purchase(h, member_id, "o-4", "100.00"))["transaction"]["points"] == 100
 
 
 async def test_a_purchase_by_card_code(harness: Harness, associate_token: str) -> None:

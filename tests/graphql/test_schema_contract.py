@@ -19,11 +19,7 @@ NOT_YET_BUILT: frozenset[str] = frozenset(
     {
 
 
-        "Mutation.assignTier",
-        "Mutation.forgetMember",
 
-        "AssignTierInput",
-        "ForgetMemberInput", "MemberPayload", "ForgetMemberPayload",
     }
 )  # fmt: skip
 

@@ -1,0 +1,1 @@
+"""Benchmarks (numbers, not tests): `python -m bench.<name>`; reports in bench/results/."""
