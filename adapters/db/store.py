@@ -1148,9 +1148,7 @@ class SqlLedgerSession:
         )
         if not await self.add_offer(copied):
             raise ConcurrentWrite(f"offer {offer.key} was used by {member_id} meanwhile")
-        await self.conn.execute(
-            update(o).where(o.c.id == copied.id).values(redeemed_at=at)
-        )
+        await self.conn.execute(update(o).where(o.c.id == copied.id).values(redeemed_at=at))
 
     async def earned_purchases(self, member_id: str) -> int:
         pu = t.purchases
