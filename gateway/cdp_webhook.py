@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 
 from adapters.cdp.events import MalformedCdpEvent, parse_event
 from adapters.db.deliveries import SqlDeliveryLog
-from gateway.webhooks import MAX_BODY_BYTES, _body, _error
+from gateway.signed_requests import error_response, verified_body
 from loyalty.cdp_events import CdpEvents, Outcome, Status
 from loyalty.offer_service import OfferService
 
@@ -77,18 +77,19 @@ def cdp_events(services: Services, engine: AsyncEngine) -> CdpEvents:
 
 async def cdp_webhook(request: Request) -> JSONResponse:
     gateway: Gateway = request.app.state.gateway
-    secret = gateway.settings.cdp_webhook_secret
-    if secret is None or not secret.get_secret_value():
-        return _error(503, "WEBHOOK_NOT_CONFIGURED", "PATRON_CDP_WEBHOOK_SECRET is not set")
-    body = await _body(request)
-    if body is None:
-        return _error(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {MAX_BODY_BYTES} bytes")
-    if not valid_signature(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
-        return _error(401, "INVALID_SIGNATURE", "missing or wrong X-Signature")
+    body = await verified_body(
+        request,
+        gateway.settings.cdp_webhook_secret,
+        setting="PATRON_CDP_WEBHOOK_SECRET",
+        header=SIGNATURE_HEADER,
+        verify=valid_signature,
+    )
+    if isinstance(body, JSONResponse):
+        return body
     try:
         event = parse_event(json.loads(body))
     except (ValueError, MalformedCdpEvent) as exc:  # JSONDecodeError, UnicodeDecodeError
-        return _error(400, "MALFORMED_EVENT", f"not a Segment event: {exc}")
+        return error_response(400, "MALFORMED_EVENT", f"not a Segment event: {exc}")
     outcome = await cdp_events(gateway.services, gateway.engine).handle(event)
     if outcome.status in (Status.ACCEPTED, Status.REJECTED):
         log.warning(

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse
 from adapters.commerce.client import CommercetoolsClient, MalformedCommerceData
 from adapters.commerce.messages import CommercetoolsOrderDetails, parse_message
 from adapters.db.deliveries import SqlDeliveryLog, SqlRecordedOrders
+from gateway.signed_requests import error_response, verified_body
 from loyalty.commerce_events import CommerceEvents, OrderDetail, Outcome, Status
 from loyalty.errors import UpstreamError, UpstreamUnavailable
 from loyalty.ports import CommercePort
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("patron.webhooks")
 
-MAX_BODY_BYTES = 1024 * 1024
 SIGNATURE_HEADER = "x-patron-signature"
 SIGNATURE_SCHEME = "sha256"
 
@@ -77,18 +77,19 @@ def commerce_events(services: Services, engine: AsyncEngine) -> CommerceEvents:
 
 async def commerce_webhook(request: Request) -> JSONResponse:
     gateway: Gateway = request.app.state.gateway
-    secret = gateway.settings.webhook_secret
-    if secret is None or not secret.get_secret_value():
-        return _error(503, "WEBHOOK_NOT_CONFIGURED", "PATRON_WEBHOOK_SECRET is not set")
-    body = await _body(request)
-    if body is None:
-        return _error(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {MAX_BODY_BYTES} bytes")
-    if not valid_signature(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
-        return _error(401, "INVALID_SIGNATURE", "missing or wrong X-Patron-Signature")
+    body = await verified_body(
+        request,
+        gateway.settings.webhook_secret,
+        setting="PATRON_WEBHOOK_SECRET",
+        header=SIGNATURE_HEADER,
+        verify=valid_signature,
+    )
+    if isinstance(body, JSONResponse):
+        return body
     try:
         message = parse_message(json.loads(body))
     except (ValueError, MalformedCommerceData) as exc:  # JSONDecodeError, UnicodeDecodeError
-        return _error(400, "MALFORMED_MESSAGE", f"not a commercetools order message: {exc}")
+        return error_response(400, "MALFORMED_MESSAGE", f"not a commercetools order message: {exc}")
     if message is None:
         return JSONResponse({"status": Status.IGNORED.value, "reason": "not a message"})
     try:
@@ -119,25 +120,6 @@ def _answer(outcome: Outcome) -> dict[str, Any]:
     if outcome.transaction_id is not None:
         answer["transactionId"] = outcome.transaction_id
     return answer
-
-
-async def _body(request: Request) -> bytes | None:
-    """The raw body, or None when it is larger than `MAX_BODY_BYTES` (read no further)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 class _NoOrderDetails:

@@ -17,7 +17,8 @@ from sqlalchemy import text
 from adapters.commerce.fake import FakeLine, _iso
 from adapters.commerce.messages import CommercetoolsOrderDetails
 from gateway.backfill import backfill_of
-from gateway.webhooks import MAX_BODY_BYTES, sign
+from gateway.signed_requests import MAX_BODY_BYTES
+from gateway.webhooks import sign
 from loyalty.errors import UpstreamUnavailable
 from tests.conftest import START, TEST_WEBHOOK_SECRET, Harness, token
 from tests.graphql.conftest import enroll, purchase
