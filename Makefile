@@ -32,9 +32,9 @@ check: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/patron export-schema -o schema.graphql
 
-## make bench: the benchmarks under bench/ (numbers, not tests)
+## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL)
 bench: $(STAMP)
-	$(BIN)/python -m bench.member_view
+	$(BIN)/python -m bench.ledger
 
 migrate: $(STAMP)
 	$(BIN)/patron migrate
