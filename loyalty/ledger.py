@@ -642,6 +642,7 @@ class LedgerService:
         await self.mature_pending()
         now = self.clock()
         total = 0
+        affected: list[str] = []
         for account in await self.store.reader.wallets_with_available():
             async with self.store.session() as session:
                 wallet = await session.wallet_of_account(account)
@@ -664,6 +665,9 @@ class LedgerService:
                     [Posting(wallet.available, EXPIRY, due)],
                 )  # fmt: skip
                 total += due
+                affected.extend(await session.wallet_members(owner.id))
+        if affected and self.events is not None:
+            await self.events.balances_changed(sorted(set(affected)))
         return total
 
     # --- the mechanics ----------------------------------------------------------------
