@@ -35,6 +35,7 @@ schema: $(STAMP)
 ## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.member_view
 
 migrate: $(STAMP)
 	$(BIN)/patron migrate
