@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
+from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
 from adapters.db.outbox import OutboxRelay
@@ -111,7 +113,9 @@ def create_app(
             )
         try:
             notifier = BalanceNotifier(broker)
-            services = _services(settings, program, engine, client, clock, broker, notifier)
+            services = _services(
+                settings, program, engine, client, clock, broker, notifier, redis=redis
+            )
             relay = OutboxRelay(
                 engine, services.cdp, interval=settings.outbox_interval, clock=clock
             )
@@ -162,16 +166,22 @@ def _services(
     clock: Clock,
     broker: Broker,
     notifier: BalanceNotifier,
+    *,
+    redis: Redis | None = None,
 ) -> Services:
     store = SqlLoyaltyStore(engine)
     upstreams = build_upstreams(settings, http)
+    cache: CacheStore = RedisCacheStore(redis) if redis is not None else MemoryCacheStore()
+    stale = settings.cache_stale_ttl
+    cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
+    cdp = CachedProfiles(upstreams.cdp, cache, settings.profile_cache_ttl, stale)
     ledger = LedgerService(store, program, clock, events=notifier)
     return Services(
         program=program,
         store=store,
         commerce=upstreams.commerce,
-        cms=upstreams.cms,
-        cdp=upstreams.cdp,
+        cms=cms,
+        cdp=cdp,
         members=MemberService(store, clock),
         ledger=ledger,
         households=HouseholdService(store, program, clock, ledger, events=notifier),
@@ -179,7 +189,7 @@ def _services(
         card_secret=settings.card_secret.get_secret_value() or settings.jwt_secret_value,
         clock=clock,
         broker=broker,
-        privacy=PrivacyService(SqlPrivacyStore(engine), upstreams.cdp, program, clock),
+        privacy=PrivacyService(SqlPrivacyStore(engine), cdp, program, clock),
     )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from adapters.cache.cached_ports import CachedProfiles
 from adapters.cdp.events import MalformedCdpEvent, parse_event
 from adapters.db.deliveries import SqlDeliveryLog
 from gateway.signed_requests import error_response, verified_body
@@ -90,6 +91,12 @@ async def cdp_webhook(request: Request) -> JSONResponse:
         event = parse_event(json.loads(body))
     except (ValueError, MalformedCdpEvent) as exc:  # JSONDecodeError, UnicodeDecodeError
         return error_response(400, "MALFORMED_EVENT", f"not a Segment event: {exc}")
+    if (
+        event.type == "identify"
+        and event.user_id
+        and isinstance(gateway.services.cdp, CachedProfiles)
+    ):
+        await gateway.services.cdp.invalidate_profile(event.user_id)  # the traits changed
     outcome = await cdp_events(gateway.services, gateway.engine).handle(event)
     if outcome.status in (Status.ACCEPTED, Status.REJECTED):
         log.warning(

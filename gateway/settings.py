@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = Field(default=5.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, le=5)
 
+    # Caches of CMS content and CDP profiles (Redis when configured): served without a call
+    # for the TTL, then served stale and refreshed in the background up to `cache_stale_ttl`
+    # (and when the upstream fails). A TTL of 0 turns that cache off.
+    cms_cache_ttl: float = Field(default=300.0, ge=0)
+    profile_cache_ttl: float = Field(default=60.0, ge=0)
+    cache_stale_ttl: float = Field(default=86400.0, ge=0)
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True

@@ -20,6 +20,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.cache.cached_ports import CachedContent, CachedProfiles
+from adapters.cache.store import MemoryCacheStore
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade
 from adapters.db.tables import metadata
@@ -178,6 +180,13 @@ class Harness:
     @property
     def engine(self) -> AsyncEngine:
         return self.gateway.engine
+
+    def clear_caches(self) -> None:
+        """Forget the cached CMS content and CDP profiles (the in-process store)."""
+        for port in (self.gateway.services.cms, self.gateway.services.cdp):
+            store = port.cache.store if isinstance(port, CachedContent | CachedProfiles) else None
+            if isinstance(store, MemoryCacheStore):
+                store.clear()
 
     async def gql(
         self,

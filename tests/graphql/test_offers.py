@@ -21,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from adapters.cache.cached_ports import CachedProfiles
 from adapters.commerce.fake import FakeLine
 from gateway.app import create_app
 from gateway.cdp_webhook import offer_service, sign
@@ -205,7 +206,9 @@ async def test_a_cdp_outage_stops_the_job_without_granting_twice(
     for customer in customers:
         h.fakes.cdp.add_profile(customer, {"birthday": "1980-11-23"})
         ids[customer] = local_id(await enroll(h, customer))
-    cdp = h.gateway.services.cdp
+    cached = h.gateway.services.cdp
+    assert isinstance(cached, CachedProfiles)
+    cdp = cached.inner  # the Segment client behind the profile cache
     real_profile = cdp.profile
 
     async def failing(user_id: str) -> Any:
