@@ -52,6 +52,8 @@ log = logging.getLogger("patron")
 
 Clock = Callable[[], datetime]
 
+READINESS_TIMEOUT = 2.0  # seconds for each dependency check of /readyz
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -240,26 +242,28 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database and (when configured) Redis answer."""
+    """Ready when the database answers (503 otherwise: loyalty data cannot be served).
+    Redis down is `degraded` but still ready: the gateway serves without its cache and
+    without cross-replica live updates, and recovers when Redis returns."""
     gateway: Gateway = request.app.state.gateway
     checks: dict[str, Any] = {}
-    ready = True
     try:
-        async with gateway.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            async with gateway.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
-        ready = False
     if gateway.redis is None:
         checks["redis"] = "not configured"
     else:
         try:
-            await gateway.redis.ping()
+            async with asyncio.timeout(READINESS_TIMEOUT):
+                await gateway.redis.ping()
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"unavailable: {type(exc).__name__}"
-            ready = False
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
-    )
+    if checks["database"] != "ok":
+        return JSONResponse({"status": "unavailable", **checks}, status_code=503)
+    degraded = checks["redis"] not in ("ok", "not configured")
+    return JSONResponse({"status": "degraded" if degraded else "ready", **checks})
