@@ -57,11 +57,6 @@ ISSUANCE = "program:issuance"
 REDEMPTION = "program:redemption"
 EXPIRY = "program:expiry"
 GIFTS = "program:gifts"  # a clearing account: a gift passes through it, so it nets to zero
-PROGRAM_ACCOUNTS = (
-    (ISSUANCE, AccountKind.ISSUANCE),
-    (REDEMPTION, AccountKind.REDEMPTION),
-    (EXPIRY, AccountKind.EXPIRY),
-)
 
 
 def member_account(member_id: str, part: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -81,6 +81,11 @@ class NewTransaction:
     actor: str | None = None
     reverses_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def posted_as(self, transaction_id: int) -> Transaction:
+        """The transaction as recorded under its new id."""
+        shared = {f.name: getattr(self, f.name) for f in fields(Transaction) if f.name != "id"}
+        return Transaction(id=transaction_id, **shared)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -23,10 +22,6 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at `database_url` up to `revision` (from a thread without a
     running event loop: Alembic's environment runs its own)."""
     command.upgrade(alembic_config(database_url), revision)
-
-
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, database_url, revision)
 
 
 async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:

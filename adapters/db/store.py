@@ -758,21 +758,7 @@ class SqlLedgerSession:
                 await self.conn.execute(
                     update(a).where(a.c.id == ids[code]).values(balance=a.c.balance + deltas[code])
                 )
-        return Transaction(
-            id=txn_id,
-            member_id=txn.member_id,
-            kind=txn.kind,
-            points=txn.points,
-            status=txn.status,
-            occurred_at=txn.occurred_at,
-            available_at=txn.available_at,
-            description=txn.description,
-            order_id=txn.order_id,
-            channel=txn.channel,
-            store_id=txn.store_id,
-            actor=txn.actor,
-            extra=txn.extra,
-        )
+        return txn.posted_as(txn_id)
 
     async def purchase(self, order_id: str) -> tuple[str, int | None] | None:
         pu = t.purchases
