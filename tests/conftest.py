@@ -150,9 +150,11 @@ class SqlCounter:
     """Counts the SQL statements an engine runs (the no-N+1 tests)."""
 
     statements: list[str] = field(default_factory=list)
+    checkouts: int = 0  # connections taken from the pool
 
     def reset(self) -> None:
         self.statements.clear()
+        self.checkouts = 0
 
     @property
     def queries(self) -> list[str]:
@@ -215,7 +217,11 @@ async def harness(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterat
         def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             counter.statements.append(statement)
 
+        def checkout(*args: Any) -> None:
+            counter.checkouts += 1
+
         event.listen(engine.sync_engine, "before_cursor_execute", count)
+        event.listen(engine.sync_engine.pool, "checkout", checkout)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
             yield Harness(app, client, fakes, clock, counter)

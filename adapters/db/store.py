@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from adapters.db import tables as t
+from adapters.db.connections import Connector, SharedConnection
 from adapters.db.engine import WRITE_OPTION
 from loyalty.ledger import member_account
 from loyalty.models import (
     AccountKind,
-    Balance,
     Channel,
     HeldTier,
     Household,
@@ -47,6 +47,7 @@ from loyalty.store import (
     SpendRow,
     StoredResult,
     Wallet,
+    WalletReading,
 )
 from loyalty.upstreams import TrackEvent
 
@@ -102,13 +103,14 @@ def _active_members() -> Select[Any]:
 
 
 class SqlReader:
-    """Batched reads: each method is one query whatever the number of keys."""
+    """Batched reads: each method is one query whatever the number of keys. Connections
+    come from `connector`: the engine (one per read), or a request's `SharedConnection`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
 
     async def _all(self, statement: Any) -> list[Any]:
-        async with self.engine.connect() as conn:
+        async with self.connector.connect() as conn:
             return list((await conn.execute(statement)).all())
 
     async def members_by_ids(self, ids: Sequence[str]) -> list[Member]:
@@ -142,7 +144,7 @@ class SqlReader:
             in_segment = select(ms.c.member_id).where(ms.c.segment == query.segment.value)
             statement = statement.where(t.members.c.id.in_(in_segment))
         offset = int(query.after) + 1 if query.after is not None else 0
-        async with self.engine.connect() as conn:
+        async with self.connector.connect() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(statement.subquery()))
             ).scalar_one()
@@ -156,56 +158,62 @@ class SqlReader:
         members = [_member(r) for r in rows[: query.limit]]
         return MemberPage(members, int(total), len(rows) > query.limit)
 
-    async def _wallet_prefixes(self, member_ids: Sequence[str]) -> dict[str, str]:
-        """Each member's wallet: its own, or its household owner's."""
-        households = await self.households_of_members(member_ids)
-        return {
-            m: member_account(households[m].owner_id if m in households else m, "")
-            for m in member_ids
-        }
-
-    async def credit_history(
-        self, member_ids: Sequence[str], now: datetime
-    ) -> dict[str, tuple[list[tuple[datetime, int]], int]]:
-        """Per member, the credits (when, points) of its wallet's available points (due
-        pending earns included, at the date they became available) and its total debits."""
-        wallet_of = await self._wallet_prefixes(member_ids)
-        codes = sorted(
-            {f"{w}{part}" for w in wallet_of.values() for part in ("pending", "available")}
-        )
+    async def wallets(
+        self, holders: Sequence[str], now: datetime, *, history: bool
+    ) -> dict[str, WalletReading]:
+        """Per wallet holder, its points as reads show them; with `history`, what first-in
+        first-out expiry needs too. Two or three statements on one connection, plus one
+        with `history`."""
+        prefixes = {h: member_account(h, "") for h in dict.fromkeys(holders)}
+        available = sorted(f"{w}available" for w in prefixes.values())
+        codes = sorted({*available, *(f"{w}pending" for w in prefixes.values())})
         a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
         credits: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         debits: dict[str, int] = defaultdict(int)
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(a.c.code, tx.c.occurred_at, tx.c.available_at, tx.c.status, p.c.amount)
-                    .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
-                    .join(a, a.c.id == p.c.destination_id)
-                    .where(a.c.code.in_(codes))
-                )
-            ).all()
-            out = (
-                await conn.execute(
-                    select(a.c.code, func.sum(p.c.amount))
-                    .join(a, a.c.id == p.c.source_id)
-                    .where(a.c.code.in_(codes), a.c.code.like("%:available"))
-                    .group_by(a.c.code)
-                )
-            ).all()
-            due_pending = await _due_pending_by_earn(conn, codes, now)
-        for code, occurred_at, _available_at, _status, amount in rows:
-            wallet, _, part = code.rpartition(":")
-            if part == "available":
-                credits[wallet].append((occurred_at, int(amount)))
-        for code, _, available_at, amount in due_pending:
-            credits[code.rpartition(":")[0]].append((available_at, amount))
-        for code, amount in out:
-            debits[code.rpartition(":")[0]] += int(amount or 0)
+        async with self.connector.connect() as conn:
+            balances = dict(
+                (await conn.execute(select(a.c.code, a.c.balance).where(a.c.code.in_(codes)))).all()
+            )
+            due_earns = await _due_pending_by_earn(conn, codes, now)
+            if history:
+                destination, source = a.alias("destination"), a.alias("source")
+                moves = (
+                    await conn.execute(
+                        select(destination.c.code, source.c.code, tx.c.occurred_at, p.c.amount)
+                        .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
+                        .join(destination, destination.c.id == p.c.destination_id)
+                        .join(source, source.c.id == p.c.source_id)
+                        .where(or_(destination.c.code.in_(available), source.c.code.in_(available)))
+                    )
+                ).all()
+                for to, from_, occurred_at, amount in moves:
+                    if to in available:
+                        credits[to].append((occurred_at, int(amount)))
+                    if from_ in available:
+                        debits[from_] += int(amount)
+        due: dict[str, int] = defaultdict(int)
+        for code, _, available_at, amount in due_earns:
+            due[code] += amount
+            # A due pending earn counts as available from the day its window passed.
+            credits[code.removesuffix("pending") + "available"].append((available_at, amount))
         return {
-            m: (credits.get(w.rstrip(":"), []), debits.get(w.rstrip(":"), 0))
-            for m, w in wallet_of.items()
+            holder: WalletReading(
+                available=int(balances.get(f"{w}available", 0)) + due[f"{w}pending"],
+                pending=int(balances.get(f"{w}pending", 0)) - due[f"{w}pending"],
+                credits=tuple(credits.get(f"{w}available", ())) if history else (),
+                debits=debits.get(f"{w}available", 0),
+            )
+            for holder, w in prefixes.items()
         }
+
+    async def lifetime_earned(self, member_ids: Sequence[str]) -> dict[str, int]:
+        tx = t.ledger_transactions
+        rows = await self._all(
+            select(tx.c.member_id, func.sum(tx.c.points))
+            .where(tx.c.member_id.in_(member_ids), tx.c.kind.in_(EARNED_KINDS))
+            .group_by(tx.c.member_id)
+        )
+        return {member_id: int(points or 0) for member_id, points in rows}
 
     async def wallets_with_due_pending(self, now: datetime) -> list[str]:
         a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
@@ -232,35 +240,6 @@ class SqlReader:
             .order_by(a.c.code)
         )
         return [r.code for r in rows]
-
-    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]:
-        wallet_of = await self._wallet_prefixes(member_ids)
-        codes = [f"{w}{part}" for w in set(wallet_of.values()) for part in ("pending", "available")]
-        a, tx = t.ledger_accounts, t.ledger_transactions
-        async with self.engine.connect() as conn:
-            balances = dict(
-                (await conn.execute(select(a.c.code, a.c.balance).where(a.c.code.in_(codes)))).all()
-            )
-            due_earns = await _due_pending_by_earn(conn, codes, now)
-            earned = dict(
-                (
-                    await conn.execute(
-                        select(tx.c.member_id, func.sum(tx.c.points))
-                        .where(tx.c.member_id.in_(member_ids), tx.c.kind.in_(EARNED_KINDS))
-                        .group_by(tx.c.member_id)
-                    )
-                ).all()
-            )
-        result: dict[str, Balance] = {}
-        for member_id in member_ids:
-            wallet = wallet_of[member_id]
-            due = sum(amount for code, _, _, amount in due_earns if code == f"{wallet}pending")
-            result[member_id] = Balance(
-                available=int(balances.get(f"{wallet}available", 0)) + due,
-                pending=int(balances.get(f"{wallet}pending", 0)) - due,
-                lifetime_earned=int(earned.get(member_id) or 0),
-            )
-        return result
 
     async def transactions(
         self, member_ids: Sequence[str], *, limit: int, before_id: int | None
@@ -409,7 +388,7 @@ class SqlReader:
         return await self._households(t.households.c.id.in_(ids))
 
     async def _households(self, condition: Any) -> list[Household]:
-        async with self.engine.connect() as conn:
+        async with self.connector.connect() as conn:
             return await _households(conn, condition)
 
     async def offers_for_members(
@@ -1156,6 +1135,9 @@ class SqlLoyaltyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.reader = SqlReader(engine)
+
+    def request_reader(self) -> SqlReader:
+        return SqlReader(SharedConnection(self.engine))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SqlLedgerSession]:
