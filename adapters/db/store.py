@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
+from adapters.db import reads
 from adapters.db import tables as t
 from adapters.db.connections import Connector, SharedConnection
 from adapters.db.engine import WRITE_OPTION
@@ -51,14 +52,6 @@ from loyalty.store import (
 )
 from loyalty.upstreams import TrackEvent
 
-# Lifetime earned: everything earned, net of the points clawed back by returns.
-EARNED_KINDS = (
-    TransactionKind.EARN.value,
-    TransactionKind.BONUS.value,
-    TransactionKind.AWARD.value,
-    TransactionKind.REFERRAL.value,
-    TransactionKind.RETURN.value,
-)
 # Points uses: the transactions in which a member spends its points (segments' P feature).
 POINTS_USE_KINDS = (
     TransactionKind.REDEEM.value,
@@ -109,17 +102,17 @@ class SqlReader:
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
 
-    async def _all(self, statement: Any) -> list[Any]:
+    async def _all(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> list[Any]:
         async with self.connector.connect() as conn:
-            return list((await conn.execute(statement)).all())
+            return list((await conn.execute(statement, parameters)).all())
 
     async def members_by_ids(self, ids: Sequence[str]) -> list[Member]:
-        rows = await self._all(_active_members().where(t.members.c.id.in_(ids)))
+        rows = await self._all(reads.MEMBERS_BY_IDS, {"ids": list(ids)})
         return [_member(r) for r in rows]
 
     async def members_by_commerce_ids(self, ids: Sequence[str]) -> list[Member]:
-        statement = _active_members().where(t.members.c.commerce_customer_id.in_(ids))
-        return [_member(r) for r in await self._all(statement)]
+        rows = await self._all(reads.MEMBERS_BY_COMMERCE_IDS, {"ids": list(ids)})
+        return [_member(r) for r in rows]
 
     async def search_members(self, query: MemberSearch) -> MemberPage:
         statement = _active_members()
@@ -167,26 +160,14 @@ class SqlReader:
         prefixes = {h: member_account(h, "") for h in dict.fromkeys(holders)}
         available = sorted(f"{w}available" for w in prefixes.values())
         codes = sorted({*available, *(f"{w}pending" for w in prefixes.values())})
-        a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
         credits: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         debits: dict[str, int] = defaultdict(int)
         async with self.connector.connect() as conn:
-            balances = dict(
-                (await conn.execute(select(a.c.code, a.c.balance).where(a.c.code.in_(codes)))).all()
-            )
+            balances = dict((await conn.execute(reads.ACCOUNT_BALANCES, {"codes": codes})).all())
             due_earns = await _due_pending_by_earn(conn, codes, now)
             if history:
-                destination, source = a.alias("destination"), a.alias("source")
-                moves = (
-                    await conn.execute(
-                        select(destination.c.code, source.c.code, tx.c.occurred_at, p.c.amount)
-                        .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
-                        .join(destination, destination.c.id == p.c.destination_id)
-                        .join(source, source.c.id == p.c.source_id)
-                        .where(or_(destination.c.code.in_(available), source.c.code.in_(available)))
-                    )
-                ).all()
-                for to, from_, occurred_at, amount in moves:
+                moves = await conn.execute(reads.WALLET_MOVES, {"available": available})
+                for to, from_, occurred_at, amount in moves.all():
                     if to in available:
                         credits[to].append((occurred_at, int(amount)))
                     if from_ in available:
@@ -207,12 +188,7 @@ class SqlReader:
         }
 
     async def lifetime_earned(self, member_ids: Sequence[str]) -> dict[str, int]:
-        tx = t.ledger_transactions
-        rows = await self._all(
-            select(tx.c.member_id, func.sum(tx.c.points))
-            .where(tx.c.member_id.in_(member_ids), tx.c.kind.in_(EARNED_KINDS))
-            .group_by(tx.c.member_id)
-        )
+        rows = await self._all(reads.LIFETIME_EARNED, {"ids": list(member_ids)})
         return {member_id: int(points or 0) for member_id, points in rows}
 
     async def wallets_with_due_pending(self, now: datetime) -> list[str]:
@@ -265,30 +241,17 @@ class SqlReader:
     async def qualifying_spend_minor(
         self, member_ids: Sequence[str], since: datetime, until: datetime
     ) -> dict[str, int]:
-        pu = t.purchases
         rows = await self._all(
-            select(
-                pu.c.member_id,
-                func.sum(pu.c.program_amount_minor - pu.c.returned_program_amount_minor),
-            )
-            .where(pu.c.member_id.in_(member_ids), pu.c.occurred_at >= since)
-            .where(pu.c.occurred_at < until)
-            .group_by(pu.c.member_id)
+            reads.QUALIFYING_SPEND, {"ids": list(member_ids), "since": since, "until": until}
         )
         return {m: int(v or 0) for m, v in rows}
 
     async def tier_assignments(self, member_ids: Sequence[str]) -> dict[str, TierAssignment]:
-        ta = t.tier_assignments
-        rows = await self._all(
-            select(ta)
-            .where(ta.c.member_id.in_(member_ids), ta.c.revoked_at.is_(None))
-            .order_by(ta.c.assigned_at)
-        )
+        rows = await self._all(reads.ACTIVE_TIER_ASSIGNMENTS, {"ids": list(member_ids)})
         return {r.member_id: _assignment(r) for r in rows}  # the latest wins
 
     async def held_tiers(self, member_ids: Sequence[str]) -> dict[str, HeldTier]:
-        mt = t.member_tiers
-        rows = await self._all(select(mt).where(mt.c.member_id.in_(member_ids)))
+        rows = await self._all(reads.HELD_TIERS, {"ids": list(member_ids)})
         return {r.member_id: _held_tier(r) for r in rows}
 
     async def held_tiers_due(self, now: datetime) -> list[str]:
@@ -379,22 +342,17 @@ class SqlReader:
         }
 
     async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]:
-        hm = t.household_members
-        mine = select(hm.c.household_id).where(hm.c.member_id.in_(member_ids))
-        households = await self._households(t.households.c.id.in_(mine))
-        return {m: h for h in households for m in h.member_ids if m in set(member_ids)}
+        rows = await self._all(reads.HOUSEHOLDS_OF_MEMBERS, {"ids": list(member_ids)})
+        wanted = set(member_ids)
+        return {m: h for h in _grouped_households(rows) for m in h.member_ids if m in wanted}
 
     async def households_by_ids(self, ids: Sequence[str]) -> list[Household]:
-        return await self._households(t.households.c.id.in_(ids))
-
-    async def _households(self, condition: Any) -> list[Household]:
-        async with self.connector.connect() as conn:
-            return await _households(conn, condition)
+        return _grouped_households(await self._all(reads.HOUSEHOLDS_BY_IDS, {"ids": list(ids)}))
 
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:
-        rows = await self._all(_offers_statement(member_ids, now))
+        rows = await self._all(reads.OFFERS_FOR_MEMBERS, {"ids": list(member_ids), "now": now})
         return _usable_offers(rows, member_ids, now)
 
     async def members_after(self, after_id: str | None, limit: int) -> list[Member]:
@@ -403,28 +361,6 @@ class SqlReader:
             statement = statement.where(t.members.c.id > after_id)
         rows = await self._all(statement.order_by(t.members.c.id).limit(limit))
         return [_member(r) for r in rows]
-
-
-def _offers_statement(member_ids: Sequence[str], now: datetime) -> Select[Any]:
-    """The program-wide offers usable now, and every offer of these members (used or not:
-    a member's own row of a key hides the program-wide offer of that key from it)."""
-    o = t.offers
-    return (
-        select(o)
-        .where(
-            or_(
-                and_(
-                    o.c.member_id.is_(None),
-                    o.c.active.is_(True),
-                    o.c.redeemed_at.is_(None),
-                    or_(o.c.valid_from.is_(None), o.c.valid_from <= now),
-                    or_(o.c.valid_until.is_(None), o.c.valid_until > now),
-                ),
-                o.c.member_id.in_(member_ids),
-            )
-        )
-        .order_by(o.c.created_at, o.c.id)
-    )
 
 
 def _usable_offers(
@@ -455,36 +391,11 @@ async def _due_pending_by_earn(
     """(pending account, earn id, available at, points still pending) of the earns whose
     return window has passed but that the job has not moved to available yet: what reads
     show as available already."""
-    a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
-    earns = (
-        await conn.execute(
-            select(a.c.code, tx.c.id, tx.c.available_at, p.c.amount)
-            .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
-            .join(a, a.c.id == p.c.destination_id)
-            .where(
-                a.c.code.in_(codes),
-                tx.c.status == TransactionStatus.PENDING.value,
-                tx.c.available_at <= now,
-            )
-        )
-    ).all()
+    earns = (await conn.execute(reads.DUE_PENDING_EARNS, {"codes": codes, "now": now})).all()
     if not earns:
         return []
-    returns = tx.alias("returns")
     clawed = dict(
-        (
-            await conn.execute(
-                select(returns.c.reverses_id, func.sum(p.c.amount))
-                .select_from(p.join(returns, returns.c.id == p.c.transaction_id))
-                .join(a, a.c.id == p.c.source_id)
-                .where(
-                    returns.c.reverses_id.in_([e.id for e in earns]),
-                    returns.c.kind == TransactionKind.RETURN.value,
-                    a.c.kind == AccountKind.WALLET_PENDING.value,
-                )
-                .group_by(returns.c.reverses_id)
-            )
-        ).all()
+        (await conn.execute(reads.CLAWED_FROM_PENDING, {"earns": [e.id for e in earns]})).all()
     )
     return [
         (code, earn_id, available_at, int(amount) - int(clawed.get(earn_id) or 0))
@@ -492,16 +403,8 @@ async def _due_pending_by_earn(
     ]
 
 
-async def _households(conn: AsyncConnection, condition: Any) -> list[Household]:
-    h, hm = t.households, t.household_members
-    rows = (
-        await conn.execute(
-            select(h.c.id, h.c.owner_id, h.c.created_at, hm.c.member_id)
-            .join(hm, hm.c.household_id == h.c.id)
-            .where(condition)
-            .order_by(h.c.id, hm.c.joined_at, hm.c.member_id)
-        )
-    ).all()
+def _grouped_households(rows: Sequence[Any]) -> list[Household]:
+    """Households from rows of (id, owner_id, created_at, member_id), one per member."""
     grouped: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         grouped[row.id].append(row)
@@ -896,13 +799,13 @@ class SqlLedgerSession:
         await self.conn.execute(delete(ms).where(ms.c.member_id.in_(forgotten)))
 
     async def household(self, household_id: str) -> Household | None:
-        found = await _households(self.conn, t.households.c.id == household_id)
+        rows = (await self.conn.execute(reads.HOUSEHOLDS_BY_IDS, {"ids": [household_id]})).all()
+        found = _grouped_households(rows)
         return found[0] if found else None
 
     async def household_of(self, member_id: str) -> Household | None:
-        hm = t.household_members
-        mine = select(hm.c.household_id).where(hm.c.member_id == member_id)
-        found = await _households(self.conn, t.households.c.id.in_(mine))
+        rows = (await self.conn.execute(reads.HOUSEHOLDS_OF_MEMBERS, {"ids": [member_id]})).all()
+        found = _grouped_households(rows)
         return found[0] if found else None
 
     async def add_household(self, household_id: str, owner_id: str, at: datetime) -> None:
@@ -1083,7 +986,9 @@ class SqlLedgerSession:
         return await self._one(select(o.c.id).where(o.c.code == code).limit(1)) is not None
 
     async def usable_offers(self, member_id: str, at: datetime) -> list[Offer]:
-        rows = (await self.conn.execute(_offers_statement([member_id], at))).all()
+        rows = (
+            await self.conn.execute(reads.OFFERS_FOR_MEMBERS, {"ids": [member_id], "now": at})
+        ).all()
         return _usable_offers(rows, [member_id], at)[member_id]
 
     async def redeem_offer(self, offer: Offer, member_id: str, at: datetime) -> None:
