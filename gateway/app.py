@@ -16,16 +16,18 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
+from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
@@ -39,6 +41,7 @@ from gateway.settings import Settings
 from gateway.upstreams import build_upstreams
 from gateway.webhooks import commerce_webhook
 from loyalty.access import Viewer
+from loyalty.errors import StoreUnavailable
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
@@ -154,7 +157,12 @@ def create_app(
     ]
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(DatabaseOutages)],
+        exception_handlers={Exception: server_error},
+    )
     app.state.settings = settings
     app.state.fakes = fakes
     return app
@@ -234,6 +242,48 @@ class GraphQLEndpoint:
             return
         scope.setdefault("state", {})["viewer"] = viewer
         await self.graphql(scope, receive, send)
+
+
+class DatabaseOutages:
+    """ASGI middleware: a route outside GraphQL (a webhook) that met a lost database answers
+    503 `DATABASE_UNAVAILABLE` with `Retry-After`: nothing was recorded, the sender should
+    retry. (GraphQL reports the same code per field, in its own errors.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if scope["type"] != "http" or started or not is_outage_or_unavailable(exc):
+                raise
+            log.warning("%s %s: database unavailable: %r", scope["method"], scope["path"], exc)
+            response = JSONResponse(
+                {"error": {"code": StoreUnavailable.code, "message": str(StoreUnavailable())}},
+                status_code=503,
+                headers={"Retry-After": "30"},
+            )
+            await response(scope, receive, send)
+
+
+def is_outage_or_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, StoreUnavailable) or is_outage(exc)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other failure outside GraphQL: a 500 with a JSON body and no traceback (the
+    traceback goes to the log)."""
+    return JSONResponse(
+        {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}, status_code=500
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:

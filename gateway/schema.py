@@ -16,7 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from loyalty.errors import PatronError
+from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -35,6 +35,27 @@ class SoftErrors(SchemaExtension):
             result.errors = [*(result.errors or []), *soft]
 
 
+class ErrorCodes(SchemaExtension):
+    """Gives every error Patron raises on purpose its stable `extensions.code` (and the
+    `upstream` of an upstream failure), wherever a resolver let it through: a lost database
+    is `DATABASE_UNAVAILABLE` on each field that needed it."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        for error in result.errors:
+            original = error.original_error
+            if not isinstance(original, StoreUnavailable | UpstreamError):
+                continue
+            extensions = dict(error.extensions or {})
+            extensions.setdefault("code", original.code)
+            if isinstance(original, UpstreamError):
+                extensions.setdefault("upstream", original.upstream)
+            error.extensions = extensions
+
+
 def _should_mask(error: GraphQLError) -> bool:
     """Mask unexpected errors only: those we raise on purpose carry an extensions.code."""
     original = error.original_error
@@ -44,6 +65,7 @@ def _should_mask(error: GraphQLError) -> bool:
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     extensions: list[Any] = [
         SoftErrors,
+        ErrorCodes,
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]

@@ -128,6 +128,11 @@ def fakes() -> Fakes:
 
 @pytest.fixture
 def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return settings_for(database_url, monkeypatch)
+
+
+def settings_for(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The tests' settings on a database, with no `PATRON_*` variable of the environment."""
     for key in list(os.environ):
         if key.startswith("PATRON_"):
             monkeypatch.delenv(key)

@@ -21,6 +21,7 @@ from adapters.db import reads
 from adapters.db import tables as t
 from adapters.db.connections import Connector, SharedConnection
 from adapters.db.engine import WRITE_OPTION
+from adapters.db.outages import outages_as_unavailable
 from loyalty.ledger import member_account
 from loyalty.models import (
     AccountKind,
@@ -102,8 +103,14 @@ class SqlReader:
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        with outages_as_unavailable():
+            async with self.connector.connect() as conn:
+                yield conn
+
     async def _all(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> list[Any]:
-        async with self.connector.connect() as conn:
+        async with self._connection() as conn:
             return list((await conn.execute(statement, parameters)).all())
 
     async def members_by_ids(self, ids: Sequence[str]) -> list[Member]:
@@ -137,7 +144,7 @@ class SqlReader:
             in_segment = select(ms.c.member_id).where(ms.c.segment == query.segment.value)
             statement = statement.where(t.members.c.id.in_(in_segment))
         offset = int(query.after) + 1 if query.after is not None else 0
-        async with self.connector.connect() as conn:
+        async with self._connection() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(statement.subquery()))
             ).scalar_one()
@@ -162,7 +169,7 @@ class SqlReader:
         codes = sorted({*available, *(f"{w}pending" for w in prefixes.values())})
         credits: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         debits: dict[str, int] = defaultdict(int)
-        async with self.connector.connect() as conn:
+        async with self._connection() as conn:
             balances = dict((await conn.execute(reads.ACCOUNT_BALANCES, {"codes": codes})).all())
             due_earns = await _due_pending_by_earn(conn, codes, now)
             if history:
@@ -1047,10 +1054,11 @@ class SqlLoyaltyStore:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SqlLedgerSession]:
         try:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(**{WRITE_OPTION: True})
-                async with conn.begin():
-                    yield SqlLedgerSession(conn)
+            with outages_as_unavailable():
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(**{WRITE_OPTION: True})
+                    async with conn.begin():
+                        yield SqlLedgerSession(conn)
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise ConcurrentWrite(str(exc.orig)) from exc
