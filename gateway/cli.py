@@ -124,6 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_grace,
     )
     return 0
 

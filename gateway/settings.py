@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # `patron jobs run birthdays` also rewards birthdays this many days back (a missed run).
     birthday_window_days: int = Field(default=0, ge=0, le=31)
 
+    # On SIGTERM the server stops accepting connections and lets requests in flight finish
+    # for up to this many seconds before it closes them (match the orchestrator's grace).
+    shutdown_grace: float = Field(default=30.0, gt=0)
+
     demo: bool = False
 
     @model_validator(mode="after")
