@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
@@ -177,11 +178,12 @@ def _services(
     stale = settings.cache_stale_ttl
     cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
     cdp = CachedProfiles(upstreams.cdp, cache, settings.profile_cache_ttl, stale)
-    ledger = LedgerService(store, program, clock, events=notifier)
+    commerce = CachedOrders(upstreams.commerce, cache, settings.orders_cache_ttl, stale)
+    ledger = LedgerService(store, program, clock, events=notifier, order_history=commerce)
     return Services(
         program=program,
         store=store,
-        commerce=upstreams.commerce,
+        commerce=commerce,
         cms=cms,
         cdp=cdp,
         members=MemberService(store, clock),

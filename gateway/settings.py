@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     cms_cache_ttl: float = Field(default=300.0, ge=0)
     profile_cache_ttl: float = Field(default=60.0, ge=0)
     cache_stale_ttl: float = Field(default=86400.0, ge=0)
+    # A customer's order history: never served past this TTL while commerce answers (only
+    # when it fails), and dropped when an order of the customer is recorded or returned.
+    orders_cache_ttl: float = Field(default=60.0, ge=0)
 
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
