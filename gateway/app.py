@@ -32,6 +32,7 @@ from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
 from gateway.auth import AuthError, TokenVerifier
 from gateway.cdp_webhook import cdp_webhook
+from gateway.cms_webhook import cms_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
@@ -152,6 +153,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/webhooks/commerce", commerce_webhook, methods=["POST"]),
         Route("/webhooks/cdp", cdp_webhook, methods=["POST"]),
+        Route("/webhooks/cms", cms_webhook, methods=["POST"]),
     ]
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
 
     webhook_secret: SecretStr | None = None
     cdp_webhook_secret: SecretStr | None = None
+    cms_webhook_secret: SecretStr | None = None  # Amplience webhooks (`/webhooks/cms`)
     card_secret: SecretStr = SecretStr("")
 
     upstream_connect_timeout: float = Field(default=2.0, gt=0)

@@ -139,6 +139,7 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
         card_secret=TEST_CARD_SECRET,
         webhook_secret=TEST_WEBHOOK_SECRET,
         cdp_webhook_secret=TEST_WEBHOOK_SECRET,
+        cms_webhook_secret=TEST_WEBHOOK_SECRET,
         # No background outbox relay: its calls to the CDP fake and its SQL would land in
         # whatever a test is counting. Tests drain it by hand: `h.gateway.outbox.drain_once()`.
         outbox_relay=False,
