@@ -31,6 +31,7 @@ from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
 from gateway.auth import AuthError, TokenVerifier
+from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
 from gateway.cms_webhook import cms_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
@@ -97,7 +98,7 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
-    schema = build_schema(production=not settings.is_dev)
+    schema = build_schema(production=not settings.is_dev, public_max_age=settings.public_max_age)
     graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
 
     @contextlib.asynccontextmanager
@@ -214,12 +215,15 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
 
 class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
-    cannot be trusted is a 401 with a GraphQL error body, before any execution."""
+    cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
+    answer is `Cache-Control: private, no-store` unless it is a public one."""
 
     def __init__(self, graphql: PatronGraphQL) -> None:
         self.graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
         gateway: Gateway = scope["app"].state.gateway
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None

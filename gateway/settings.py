@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # when it fails), and dropped when an order of the customer is recorded or returned.
     orders_cache_ttl: float = Field(default=60.0, ge=0)
 
+    # `Cache-Control: public, max-age=N` on anonymous queries of public fields (`program`).
+    public_max_age: int = Field(default=60, ge=0)
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True
