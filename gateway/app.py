@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
@@ -32,7 +33,9 @@ from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
 from gateway.auth import AuthError, TokenVerifier
+from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
+from gateway.cms_webhook import cms_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
@@ -98,7 +101,7 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
-    schema = build_schema(production=not settings.is_dev)
+    schema = build_schema(production=not settings.is_dev, public_max_age=settings.public_max_age)
     graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
 
     @contextlib.asynccontextmanager
@@ -154,6 +157,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/webhooks/commerce", commerce_webhook, methods=["POST"]),
         Route("/webhooks/cdp", cdp_webhook, methods=["POST"]),
+        Route("/webhooks/cms", cms_webhook, methods=["POST"]),
     ]
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
@@ -185,11 +189,12 @@ def _services(
     stale = settings.cache_stale_ttl
     cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
     cdp = CachedProfiles(upstreams.cdp, cache, settings.profile_cache_ttl, stale)
-    ledger = LedgerService(store, program, clock, events=notifier)
+    commerce = CachedOrders(upstreams.commerce, cache, settings.orders_cache_ttl, stale)
+    ledger = LedgerService(store, program, clock, events=notifier, order_history=commerce)
     return Services(
         program=program,
         store=store,
-        commerce=upstreams.commerce,
+        commerce=commerce,
         cms=cms,
         cdp=cdp,
         members=MemberService(store, clock),
@@ -218,12 +223,15 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
 
 class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
-    cannot be trusted is a 401 with a GraphQL error body, before any execution."""
+    cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
+    answer is `Cache-Control: private, no-store` unless it is a public one."""
 
     def __init__(self, graphql: PatronGraphQL) -> None:
         self.graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
         gateway: Gateway = scope["app"].state.gateway
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None

@@ -16,6 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from gateway.cache_control import PublicQueryCacheControl
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -62,10 +63,12 @@ def _should_mask(error: GraphQLError) -> bool:
     return not (original is None or isinstance(original, PatronError | GraphQLError))
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
+def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
     extensions: list[Any] = [
         SoftErrors,
         ErrorCodes,
+        lambda: PublicQueryCacheControl(public_max_age),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]

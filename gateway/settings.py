@@ -50,6 +50,7 @@ class Settings(BaseSettings):
 
     webhook_secret: SecretStr | None = None
     cdp_webhook_secret: SecretStr | None = None
+    cms_webhook_secret: SecretStr | None = None  # Amplience webhooks (`/webhooks/cms`)
     card_secret: SecretStr = SecretStr("")
 
     upstream_connect_timeout: float = Field(default=2.0, gt=0)
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
     cms_cache_ttl: float = Field(default=300.0, ge=0)
     profile_cache_ttl: float = Field(default=60.0, ge=0)
     cache_stale_ttl: float = Field(default=86400.0, ge=0)
+    # A customer's order history: never served past this TTL while commerce answers (only
+    # when it fails), and dropped when an order of the customer is recorded or returned.
+    orders_cache_ttl: float = Field(default=60.0, ge=0)
+
+    # `Cache-Control: public, max-age=N` on anonymous queries of public fields (`program`).
+    public_max_age: int = Field(default=60, ge=0)
 
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
@@ -73,7 +80,7 @@ class Settings(BaseSettings):
 
     # On SIGTERM the server stops accepting connections and lets requests in flight finish
     # for up to this many seconds before it closes them (match the orchestrator's grace).
-    shutdown_grace: float = Field(default=30.0, gt=0)
+    shutdown_grace: int = Field(default=30, ge=1)
 
     demo: bool = False
 

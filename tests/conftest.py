@@ -20,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.store import MemoryCacheStore
 from adapters.db.engine import create_engine
@@ -143,6 +144,7 @@ def settings_for(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings
         card_secret=TEST_CARD_SECRET,
         webhook_secret=TEST_WEBHOOK_SECRET,
         cdp_webhook_secret=TEST_WEBHOOK_SECRET,
+        cms_webhook_secret=TEST_WEBHOOK_SECRET,
         # No background outbox relay: its calls to the CDP fake and its SQL would land in
         # whatever a test is counting. Tests drain it by hand: `h.gateway.outbox.drain_once()`.
         outbox_relay=False,
@@ -189,11 +191,13 @@ class Harness:
         return self.gateway.engine
 
     def clear_caches(self) -> None:
-        """Forget the cached CMS content and CDP profiles (the in-process store)."""
-        for port in (self.gateway.services.cms, self.gateway.services.cdp):
-            store = port.cache.store if isinstance(port, CachedContent | CachedProfiles) else None
-            if isinstance(store, MemoryCacheStore):
-                store.clear()
+        """Forget the cached CMS content, CDP profiles and order history (the in-process
+        store)."""
+        services = self.gateway.services
+        for port in (services.cms, services.cdp, services.commerce):
+            cached = isinstance(port, CachedContent | CachedProfiles | CachedOrders)
+            if cached and isinstance(port.cache.store, MemoryCacheStore):
+                port.cache.store.clear()
 
     async def gql(
         self,

@@ -82,9 +82,12 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(tmp_path: Path, worke
         PATRON_OUTBOX_RELAY="false",
         **fake_upstream_env(f"http://127.0.0.1:{fakes_port}"),
     )
-    assert subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate"], env=env, cwd=tmp_path, capture_output=True
-    ).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "gateway", "migrate"], env=env, cwd=tmp_path, capture_output=True
+        ).returncode
+        == 0
+    )
     fakes_argv = ["fakes", "--port", str(fakes_port), "--latency-ms", str(LATENCY_MS)]
     with (
         process(fakes_argv, env, tmp_path),
