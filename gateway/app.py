@@ -107,8 +107,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        broker: Broker = RedisBroker(redis) if redis is not None else InProcessBroker()
+        redis, listener = _redis_clients(settings)
+        broker: Broker = RedisBroker(redis, listener) if redis and listener else InProcessBroker()
         relay_task: asyncio.Task[None] | None = None
         if http is not None:
             client = http
@@ -145,8 +145,9 @@ def create_app(
             await broker.close()
             if http is None:
                 await client.aclose()
-            if redis is not None:
-                await redis.aclose()
+            for client_ in (redis, listener):
+                if client_ is not None:
+                    await client_.aclose()
             await engine.dispose()
 
     endpoint = GraphQLEndpoint(graphql)
@@ -170,6 +171,21 @@ def create_app(
     app.state.settings = settings
     app.state.fakes = fakes
     return app
+
+
+def _redis_clients(settings: Settings) -> tuple[Redis | None, Redis | None]:
+    """Two clients of `PATRON_REDIS_URL`: one for commands (the cache, publishing, the
+    readiness check), bounded by `PATRON_REDIS_TIMEOUT` so that a Redis that hangs costs a
+    request that long and no more; one for the subscriptions' long waits, with a connect
+    timeout only."""
+    if not settings.redis_url:
+        return None, None
+    timeout = settings.redis_timeout
+    commands = Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+    return commands, listener
 
 
 def _services(
@@ -204,7 +220,9 @@ def _services(
         card_secret=settings.card_secret.get_secret_value() or settings.jwt_secret_value,
         clock=clock,
         broker=broker,
-        privacy=PrivacyService(SqlPrivacyStore(engine), cdp, program, clock),
+        privacy=PrivacyService(
+            SqlPrivacyStore(engine), cdp, program, clock, order_history=commerce
+        ),
     )
 
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./patron.db"
     redis_url: str | None = None
+    # Seconds a Redis command (a cache read, a publish) may take before it counts as a
+    # failure: the cache then answers as a miss.
+    redis_timeout: float = Field(default=0.25, gt=0)
     program: Path = DEFAULT_PROGRAM
     env: Literal["dev", "prod"] = "dev"
 

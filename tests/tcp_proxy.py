@@ -2,7 +2,8 @@
 stopping the server the rest of the suite uses.
 
 `cut()` drops every open connection and refuses new ones (they are closed at once, as a
-server that is gone would leave them); `restore()` forwards again.
+server that is gone would leave them); `hang()` keeps every connection open and accepts new
+ones but forwards nothing (a server that stopped answering); `restore()` forwards again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class TcpProxy:
         self.host = "127.0.0.1"
         self.port = 0
         self.up = True
+        self.hanging = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -32,8 +34,12 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def hang(self) -> None:
+        self.hanging = True
+
     def restore(self) -> None:
         self.up = True
+        self.hanging = False
 
     async def close(self) -> None:
         self.cut()
@@ -62,6 +68,8 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                if self.hanging:
+                    continue  # swallowed: the other side waits for an answer that never comes
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):

@@ -202,3 +202,20 @@ async def test_ttl_zero_asks_commerce_on_every_view(uncached: Harness) -> None:
     new_order(h)
     assert await orders(h) == AFTER
     assert orders_calls(h.fakes) == ['customerId="cust-1"', 'customerId="cust-1"']
+
+
+async def test_forgetting_a_member_drops_its_cached_orders(harness: Harness) -> None:
+    """The cached pages hold the customer's email: an erasure must not leave them behind."""
+    h = harness
+    member_id = await seed(h)
+    assert await orders(h) == BEFORE
+    forgot = await h.gql(
+        "mutation($id: ID!) { forgetMember(input: {memberId: $id}) { userErrors { code } } }",
+        {"id": member_id},
+        token("admin-1", "admin"),
+    )
+    assert forgot["data"]["forgetMember"]["userErrors"] == [], forgot
+    await enroll(h, "cust-1")  # the same customer may enrol again, as a new member
+    h.fakes.reset_requests()
+    assert await orders(h) == BEFORE
+    assert orders_calls(h.fakes) == ['customerId="cust-1"']

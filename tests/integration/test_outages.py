@@ -15,6 +15,7 @@ Needs PATRON_TEST_DATABASE_URL (and PATRON_TEST_REDIS_URL for the Redis case).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -229,3 +230,28 @@ async def test_redis_down_serves_without_the_cache_then_uses_it_again(
         ready = await c.get("/readyz")
         assert (ready.status_code, ready.json()["status"]) == (200, "ready")
         assert [await cdp_calls_of_a_view() for _ in range(2)] == [0, 0]
+
+
+async def test_a_redis_that_hangs_costs_its_timeout_not_the_request(
+    redis_proxy: tuple[TcpProxy, str], settings: Settings, clock: Clock
+) -> None:
+    """A Redis that accepts but never answers: each cache command gives up after
+    `PATRON_REDIS_TIMEOUT` and counts as a miss, so views still answer (from the CDP)."""
+    proxy, url = redis_proxy
+    customer = f"outage-{uuid.uuid4().hex[:8]}"
+    member = token(customer, "member")
+    view = "{ me { profile { firstName } } }"
+    configured = settings.model_copy(update={"redis_url": url, "redis_timeout": 0.2})
+    async with gateway(configured, clock) as (c, fakes):
+        fakes.cdp.add_profile(customer, {"first_name": "Hal"})
+        await gql(c, ENROLL, token("svc", "service"), {"input": {"commerceCustomerId": customer}})
+        assert await gql(c, view, member) == {"data": {"me": {"profile": {"firstName": "Hal"}}}}
+
+        proxy.hang()
+        fakes.reset_requests()
+        async with asyncio.timeout(10):  # without the timeout, this would wait forever
+            answer = await gql(c, view, member)
+            ready = await c.get("/readyz")
+        assert answer == {"data": {"me": {"profile": {"firstName": "Hal"}}}}
+        assert len(fakes.cdp.requests) == 1  # the cache read timed out: a miss
+        assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
