@@ -48,7 +48,8 @@ class PatronGraphQL(GraphQL[Context, None]):
             authorization = connection_authorization(context.connection_params)
             if authorization is not None:
                 gateway: Gateway = websocket.app.state.gateway
-                context.viewer = await gateway.authenticate(authorization)
+                identity = await gateway.authenticate(authorization)
+                context.viewer = identity.viewer
         except AuthError as exc:
             raise ConnectionRejectionError({"message": str(exc)}) from exc
         return UnsetType()  # acknowledge, with no payload
