@@ -39,6 +39,7 @@ from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.upstreams import build_upstreams
 from gateway.webhooks import commerce_webhook
+from gateway.ws_expiry import ConnectionDeadline
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
@@ -224,7 +225,8 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
 
 class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
-    cannot be trusted is a 401 with a GraphQL error body, before any execution."""
+    cannot be trusted is a 401 with a GraphQL error body, before any execution. A WebSocket
+    connection gets a deadline: it is closed (4401) when its token expires."""
 
     def __init__(self, graphql: PatronGraphQL) -> None:
         self.graphql = graphql
@@ -243,7 +245,16 @@ class GraphQLEndpoint:
             await unauthorized(str(exc))(scope, receive, send)
             return
         scope.setdefault("state", {})["viewer"] = identity.viewer
-        await self.graphql(scope, receive, send)
+        if scope["type"] != "websocket":
+            await self.graphql(scope, receive, send)
+            return
+        deadline = ConnectionDeadline(receive, send)
+        deadline.attach(scope)
+        deadline.arm(identity.valid_until)
+        try:
+            await self.graphql(scope, deadline.receive, deadline.send)
+        finally:
+            deadline.close()
 
 
 def unauthorized(reason: str) -> JSONResponse:
