@@ -92,12 +92,19 @@ class JwksCache:
             keys = parse_jwks(response.json())
             if not keys:
                 raise ValueError("no usable signing keys in the set")
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             log.warning(
                 "JWKS fetch from %s failed (%s); keeping the %d keys held",
                 self.url,
                 type(exc).__name__ if isinstance(exc, httpx.HTTPError) else exc,
                 len(self._keys),
+            )
+            return
+        except Exception:
+            # Shared by every waiting request: anything unforeseen is a failed fetch (a 401
+            # saying the keys are unavailable), never a 500 for all of them.
+            log.exception(
+                "JWKS fetch from %s failed; keeping the %d keys held", self.url, len(self._keys)
             )
             return
         finally:

@@ -565,8 +565,18 @@ async def test_concurrent_verifications_share_one_fetch(
         httpx.Response(200, json={"keys": []}),
         httpx.Response(200, json=["not", "a", "set"]),
         httpx.Response(200, json={"keys": [{"kty": "oct", "kid": "k1", "k": "c2VjcmV0"}]}),
+        RuntimeError("a bug below the HTTP client"),
     ],
-    ids=["unreachable", "timeout", "503", "not-json", "no-keys", "not-a-set", "only-symmetric"],
+    ids=[
+        "unreachable",
+        "timeout",
+        "503",
+        "not-json",
+        "no-keys",
+        "not-a-set",
+        "only-symmetric",
+        "unforeseen",
+    ],
 )
 async def test_a_jwks_that_is_down_refuses_with_a_clear_reason(
     idp: Idp, rsa_key: rsa.RSAPrivateKey, failure: Exception | httpx.Response
