@@ -139,19 +139,6 @@ def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
     from gateway import demo
     from gateway.auth import issue_token
 
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(
-        "\nPatron demo: Club Harry on SQLite, fake commercetools, Amplience and Segment in "
-        "process.\n"
-        f"  GraphiQL:  http://{shown}:{port}/graphql"
-    )
-    if settings.jwt_secret is None:  # PATRON_JWKS_URL: only its identity provider signs
-        print("  Tokens: from the identity provider behind PATRON_JWKS_URL")
-    else:
-        print(
-            '  Tokens (7 days; paste into GraphiQL\'s Headers as {"Authorization": "Bearer ..."}):'
-        )
-
     def sign(sub: str, role: str, store: str | None = None) -> str:
         """A week-long token the gateway accepts (its algorithm, issuer and audience)."""
         return issue_token(
@@ -168,9 +155,21 @@ def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
         ("marketer", demo.DEMO_MARKETER, demo.DEMO_MARKETER, None),
         ("service", f"{demo.DEMO_SERVICE} (POS)", demo.DEMO_SERVICE, None),
     ]
-    for role, who, sub, role_store in rows if settings.jwt_secret is not None else []:
-        print(f"    {role:<10} {who}")
-        print(f"    {role:<10} Bearer {sign(sub, role, role_store)}")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(
+        "\nPatron demo: Club Harry on SQLite, fake commercetools, Amplience and Segment in "
+        "process.\n"
+        f"  GraphiQL:  http://{shown}:{port}/graphql"
+    )
+    if settings.jwt_secret is None:  # PATRON_JWKS_URL: only its identity provider signs
+        print("  Tokens: from the identity provider behind PATRON_JWKS_URL")
+    else:
+        print(
+            '  Tokens (7 days; paste into GraphiQL\'s Headers as {"Authorization": "Bearer ..."}):'
+        )
+        for role, who, sub, role_store in rows:
+            print(f"    {role:<10} {who}")
+            print(f"    {role:<10} Bearer {sign(sub, role, role_store)}")
     print(
         "  Try:  { me { externalIds { commerceCustomerId } points { available pending } "
         "tier { current { name } } cart { total { amount currencyCode } pointsPreview } } }\n",
