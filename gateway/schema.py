@@ -11,12 +11,12 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    ParserCache,
     SchemaExtension,
     ValidationCache,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.limits import OperationLimits, limit_extensions
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -63,13 +63,19 @@ def _should_mask(error: GraphQLError) -> bool:
     return not (original is None or isinstance(original, PatronError | GraphQLError))
 
 
-def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
-    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
+def build_schema(
+    *,
+    production: bool = False,
+    public_max_age: int = 60,
+    limits: OperationLimits | None = None,
+) -> strawberry.Schema:
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`);
+    `limits`: the operation limits (`gateway.limits`; they also parse, with a cache)."""
     extensions: list[Any] = [
+        *limit_extensions(limits or OperationLimits()),
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
-        lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
     if production:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters.http import UpstreamPolicy
 from gateway.jwt_algorithms import HMAC_MIN_SECRET_BYTES, accepted_algorithms
+from gateway.limits import OperationLimits
 
 # The project's own programs/ folder, wherever the gateway is started from.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -85,6 +86,15 @@ class Settings(BaseSettings):
     # `Cache-Control: public, max-age=N` on anonymous queries of public fields (`program`).
     public_max_age: int = Field(default=60, ge=0)
 
+    # Operation limits, checked before anything executes (README, Operation limits).
+    max_tokens: int = Field(default=2000, ge=100)
+    max_depth: int = Field(default=10, ge=2)
+    max_aliases: int = Field(default=15, ge=0)
+    max_cost: int = Field(default=5000, ge=100)
+    # A POST body on /graphql (413 beyond, never read past) and a GET's query string (414).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_query_string_bytes: int = Field(default=8 * 1024, ge=256)
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True
@@ -138,6 +148,15 @@ class Settings(BaseSettings):
     @property
     def jwt_secret_value(self) -> str:
         return self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+
+    @property
+    def operation_limits(self) -> OperationLimits:
+        return OperationLimits(
+            max_tokens=self.max_tokens,
+            max_depth=self.max_depth,
+            max_aliases=self.max_aliases,
+            max_cost=self.max_cost,
+        )
 
     @property
     def upstream_policy(self) -> UpstreamPolicy:
