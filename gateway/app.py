@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +32,9 @@ from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
+from adapters.rate_limit.gcra import RateLimiter
+from adapters.rate_limit.memory import MemoryRateLimiter
+from adapters.rate_limit.redis import RedisRateLimiter
 from gateway.auth import AuthError, Identity, TokenVerifier
 from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
@@ -40,11 +43,14 @@ from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
 from gateway.jwks import JwksCache
+from gateway.rate_limit import RateLimit
+from gateway.request_size import RequestSize
 from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.upstreams import build_upstreams
 from gateway.webhooks import commerce_webhook
 from gateway.ws_expiry import ConnectionDeadline
+from loyalty.access import Viewer
 from loyalty.errors import StoreUnavailable
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
@@ -77,6 +83,8 @@ class Gateway:
     redis: Redis | None
     http: httpx.AsyncClient
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
+    rate_limit: RateLimit  # per identity, on /graphql (gateway.rate_limit)
+    request_size: RequestSize  # of a /graphql request (gateway.request_size)
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """The caller behind an Authorization value: anonymous when there is none (or it is
@@ -138,7 +146,15 @@ def create_app(
                 await upgrade_engine(engine)
                 await seed_database(services, engine)
             app.state.gateway = Gateway(
-                settings, services, _verifier(settings, client), engine, redis, client, relay
+                settings,
+                services,
+                _verifier(settings, client),
+                engine,
+                redis,
+                client,
+                relay,
+                rate_limit=RateLimit(settings.rate_limit_policy, _rate_limiter(redis, clock)),
+                request_size=settings.request_size,
             )
             if settings.outbox_relay:
                 notifier.after.append(relay.nudge)  # a commit that moved points queued events
@@ -193,6 +209,16 @@ def _redis_clients(settings: Settings) -> tuple[Redis | None, Redis | None]:
     )
     listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
     return commands, listener
+
+
+def _rate_limiter(redis: Redis | None, clock: Clock) -> RateLimiter:
+    """Shared by the replicas through Redis when configured, else in this process; on the
+    app's clock (tests move it)."""
+
+    def seconds() -> float:
+        return clock().timestamp()
+
+    return RedisRateLimiter(redis, seconds) if redis is not None else MemoryRateLimiter(seconds)
 
 
 def _services(
@@ -280,10 +306,16 @@ class GraphQLEndpoint:
                 # Before the upgrade is accepted: the client sees an HTTP 403.
                 await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
                 return
-            await unauthorized(str(exc))(scope, receive, send)
+            # A refused token counts against its address's quota.
+            refusal = await gateway.rate_limit.refusal(scope, None)
+            await (refusal or unauthorized(str(exc)))(scope, receive, send)
             return
         scope.setdefault("state", {})["viewer"] = identity.viewer
         if scope["type"] != "websocket":
+            refused, receive = await admit(gateway, scope, receive, identity.viewer)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
             await self.graphql(scope, receive, send)
             return
         deadline = ConnectionDeadline(receive, send)
@@ -293,6 +325,18 @@ class GraphQLEndpoint:
             await self.graphql(scope, deadline.receive, deadline.send)
         finally:
             deadline.close()
+
+
+async def admit(
+    gateway: Gateway, scope: Scope, receive: Receive, viewer: Viewer
+) -> tuple[Response | None, Receive]:
+    """An HTTP request's admission: within its caller's rate limit, then within the size
+    limits (read no further than them). The refusal, or None and the `receive` to go on with
+    (the body already read)."""
+    refused = await gateway.rate_limit.refusal(scope, viewer)
+    if refused is not None:
+        return refused, receive
+    return await gateway.request_size.bound(scope, receive)
 
 
 def unauthorized(reason: str) -> JSONResponse:

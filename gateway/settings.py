@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from adapters.http import UpstreamPolicy
 from gateway.jwt_algorithms import HMAC_MIN_SECRET_BYTES, accepted_algorithms
 from gateway.limits import OperationLimits
+from gateway.rate_limit import RateLimitPolicy
+from gateway.request_size import RequestSize
 
 # The project's own programs/ folder, wherever the gateway is started from.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -95,6 +97,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_query_string_bytes: int = Field(default=8 * 1024, ge=256)
 
+    # Requests to /graphql per identity per period (README, Rate limits); 0: no limit.
+    rate_limit_period: float = Field(default=60.0, gt=0, le=86400)
+    rate_limit_anonymous: int = Field(default=60, ge=0)
+    rate_limit_member: int = Field(default=300, ge=0)
+    rate_limit_staff: int = Field(default=600, ge=0)
+    rate_limit_service: int = Field(default=6000, ge=0)
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True
@@ -156,6 +165,20 @@ class Settings(BaseSettings):
             max_depth=self.max_depth,
             max_aliases=self.max_aliases,
             max_cost=self.max_cost,
+        )
+
+    @property
+    def request_size(self) -> RequestSize:
+        return RequestSize(self.max_body_bytes, self.max_query_string_bytes)
+
+    @property
+    def rate_limit_policy(self) -> RateLimitPolicy:
+        return RateLimitPolicy(
+            period=self.rate_limit_period,
+            anonymous=self.rate_limit_anonymous,
+            member=self.rate_limit_member,
+            staff=self.rate_limit_staff,
+            service=self.rate_limit_service,
         )
 
     @property
