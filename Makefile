@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check schema bench install migrate serve clean
+.PHONY: demo test check schema documents bench install migrate serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ check: $(STAMP)
 ## make schema: regenerate schema.graphql from the code
 schema: $(STAMP)
 	$(BIN)/patron export-schema -o schema.graphql
+
+## make documents: regenerate examples/manifest.json from examples/*/*.graphql
+documents: $(STAMP)
+	$(BIN)/patron trusted-documents
 
 ## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL)
 bench: $(STAMP)

@@ -47,7 +47,11 @@ from gateway.rate_limit import RateLimit
 from gateway.request_size import RequestSize
 from gateway.schema import build_schema
 from gateway.settings import Settings
-from gateway.upstreams import build_upstreams
+from gateway.trusted_documents.manifest import ManifestError, load_manifest
+from gateway.trusted_documents.persisted import MAX_IN_PROCESS, PersistedQueries
+from gateway.trusted_documents.policy import TrustPolicy
+from gateway.trusted_documents.resolution import TrustedDocuments
+from gateway.upstreams import ConfigurationError, build_upstreams
 from gateway.webhooks import commerce_webhook
 from gateway.ws_expiry import ConnectionDeadline
 from loyalty.access import Viewer
@@ -85,6 +89,7 @@ class Gateway:
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
     rate_limit: RateLimit  # per identity, on /graphql (gateway.rate_limit)
     request_size: RequestSize  # of a /graphql request (gateway.request_size)
+    documents: TrustedDocuments  # documents by hash, APQ (gateway.trusted_documents)
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """The caller behind an Authorization value: anonymous when there is none (or it is
@@ -112,10 +117,12 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
+    trust = _trust_policy(settings)  # an unreadable manifest stops the start here
     schema = build_schema(
         production=not settings.is_dev,
         public_max_age=settings.public_max_age,
         limits=settings.operation_limits,
+        trust=trust,
     )
     graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
 
@@ -155,6 +162,7 @@ def create_app(
                 relay,
                 rate_limit=RateLimit(settings.rate_limit_policy, _rate_limiter(redis, clock)),
                 request_size=settings.request_size,
+                documents=TrustedDocuments(trust, _persisted_queries(settings, redis)),
             )
             if settings.outbox_relay:
                 notifier.after.append(relay.nudge)  # a commit that moved points queued events
@@ -209,6 +217,32 @@ def _redis_clients(settings: Settings) -> tuple[Redis | None, Redis | None]:
     )
     listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
     return commands, listener
+
+
+def _trust_policy(settings: Settings) -> TrustPolicy:
+    """The manifest of trusted documents, checked. Without one, documents are found by hash
+    only in the APQ store, unless trusted documents only is set: that needs it."""
+    path = settings.trusted_documents
+    if not path.exists() and not settings.trusted_documents_only:
+        log.warning("no trusted documents manifest at %s (PATRON_TRUSTED_DOCUMENTS)", path)
+        return TrustPolicy()
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as exc:
+        raise ConfigurationError(f"PATRON_TRUSTED_DOCUMENTS: {exc}") from exc
+    return TrustPolicy(manifest, settings.trusted_documents_only)
+
+
+def _persisted_queries(settings: Settings, redis: Redis | None) -> PersistedQueries | None:
+    """The APQ store: Redis (shared by the replicas) or in process; None when off."""
+    if settings.apq_ttl <= 0:
+        return None
+    store: CacheStore = (
+        RedisCacheStore(redis, prefix="patron:")
+        if redis is not None
+        else MemoryCacheStore(max_entries=MAX_IN_PROCESS)
+    )
+    return PersistedQueries(store, settings.apq_ttl)
 
 
 def _rate_limiter(redis: Redis | None, clock: Clock) -> RateLimiter:

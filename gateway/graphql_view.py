@@ -1,5 +1,9 @@
 """strawberry's ASGI GraphQL view, with Patron's context and its own GraphiQL page.
 
+Documents by hash: before strawberry parses a request, `resolve_document` turns its
+parameters (`documentId`, `extensions.persistedQuery`, `query`) into the document to run,
+or refuses it (`gateway.trusted_documents.resolution`): one step, apart from the response.
+
 WebSocket authentication: browsers cannot set headers on a WebSocket upgrade, so GraphiQL
 and Apollo clients send the token in the `connection_init` payload instead. When the upgrade
 carried no Authorization header (`GraphQLEndpoint` verified it if it did), `on_ws_connect`
@@ -11,19 +15,25 @@ asks). Either way the connection is closed with 4401 when that token expires
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from gateway.auth import AuthError
 from gateway.graphiql import GRAPHIQL_HEADERS, graphiql_html
+from gateway.trusted_documents.resolution import DocumentParams, DocumentRefusal
 from gateway.ws_expiry import deadline_of
 from loyalty.access import Viewer
 from resolvers.context import Context
@@ -51,6 +61,50 @@ class PatronGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html(), headers=GRAPHIQL_HEADERS)
 
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """Not for a GET that names its document by hash (`documentId`, `extensions`)."""
+        named = any(k in request.query_params for k in ("documentId", "extensions"))
+        return not named and super().should_render_graphql_ide(request)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Runs the request's document: first found by hash or refused
+        (`gateway.trusted_documents`), before strawberry parses anything. A refusal is the
+        result: its GraphQL error, with its HTTP status."""
+        try:
+            request_data = await self.resolve_document(request, context, request_data)
+        except DocumentRefusal as refusal:
+            sub_response.status_code = refusal.status
+            return ExecutionResult(data=None, errors=[refusal.error()])
+        return await super().execute_single(
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=request_data,
+        )
+
+    async def resolve_document(
+        self, request: Request, context: Context, request_data: GraphQLRequestData
+    ) -> GraphQLRequestData:
+        """The request with its `query` the document to run (DocumentRefusal if none may)."""
+        gateway: Gateway = request.app.state.gateway
+        params = DocumentParams(
+            request_data.query, await document_id(request), request_data.extensions
+        )
+        query = await gateway.documents.resolve(params, context.viewer.reads_any_member)
+        if query is request_data.query:
+            return request_data
+        return dataclasses.replace(request_data, query=query)
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         websocket = context.request
         if not isinstance(websocket, WebSocket) or websocket.headers.get("authorization"):
@@ -67,6 +121,17 @@ class PatronGraphQL(GraphQL[Context, None]):
         except AuthError as exc:
             raise ConnectionRejectionError({"message": str(exc)}) from exc
         return UnsetType()  # acknowledge, with no payload
+
+
+async def document_id(request: Request) -> object:
+    """The request's `documentId` (a parameter strawberry does not read): from the query
+    string of a GET, from the JSON body of a POST (already read, and valid JSON)."""
+    if request.method == "GET":
+        return request.query_params.get("documentId")
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    body = orjson.loads(await request.body())
+    return body.get("documentId") if isinstance(body, dict) else None
 
 
 def connection_authorization(params: Mapping[str, Any] | None) -> str | None:
@@ -87,4 +152,4 @@ def connection_authorization(params: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-__all__ = ["PatronGraphQL", "connection_authorization"]
+__all__ = ["PatronGraphQL", "connection_authorization", "document_id"]

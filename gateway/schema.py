@@ -17,6 +17,8 @@ from strawberry.extensions import (
 
 from gateway.cache_control import PublicQueryCacheControl
 from gateway.limits import OperationLimits, limit_extensions
+from gateway.trusted_documents.enforcement import TrustedDocumentsOnly
+from gateway.trusted_documents.policy import TrustPolicy
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -68,10 +70,17 @@ def build_schema(
     production: bool = False,
     public_max_age: int = 60,
     limits: OperationLimits | None = None,
+    trust: TrustPolicy | None = None,
 ) -> strawberry.Schema:
     """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`);
-    `limits`: the operation limits (`gateway.limits`; they also parse, with a cache)."""
+    `limits`: the operation limits (`gateway.limits`; they also parse, with a cache);
+    `trust`: who may run which document (`gateway.trusted_documents`)."""
+    # The guards first: a refusal ends the operation before any other extension has begun.
+    guards: list[Any] = []
+    if trust is not None and trust.trusted_only:
+        guards.append(lambda: TrustedDocumentsOnly(trust))
     extensions: list[Any] = [
+        *guards,
         *limit_extensions(limits or OperationLimits()),
         SoftErrors,
         ErrorCodes,

@@ -13,6 +13,7 @@ from gateway.jwt_algorithms import HMAC_MIN_SECRET_BYTES, accepted_algorithms
 from gateway.limits import OperationLimits
 from gateway.rate_limit import RateLimitPolicy
 from gateway.request_size import RequestSize
+from gateway.trusted_documents.manifest import DEFAULT_MANIFEST
 
 # The project's own programs/ folder, wherever the gateway is started from.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -103,6 +104,13 @@ class Settings(BaseSettings):
     rate_limit_member: int = Field(default=300, ge=0)
     rate_limit_staff: int = Field(default=600, ge=0)
     rate_limit_service: int = Field(default=6000, ge=0)
+
+    # Trusted documents (README, Trusted documents): the manifest of our apps' operations;
+    # only those for callers other than staff and services when `trusted_documents_only`.
+    trusted_documents: Path = DEFAULT_MANIFEST
+    trusted_documents_only: bool = False
+    # Seconds a document registered by hash (APQ) is kept; 0: no registration.
+    apq_ttl: float = Field(default=86400.0, ge=0)
 
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).

@@ -17,7 +17,8 @@
   what runs.
 
 So `members(first: 1000) { edges { node { orders(first: 100) { id } } } }` costs
-1 + (1 + 1000 * (1 + (1 + 100 * 1))) = 102,002; the storefront's member view about 130.
+1 + (1 + 1000 * (1 + (1 + 100 * 1))) = 102,002, while the storefront's member view
+(`examples/storefront/MemberView.graphql`) costs 178.
 """
 
 from __future__ import annotations
