@@ -23,7 +23,7 @@ So `members(first: 1000) { edges { node { orders(first: 100) { id } } } }` costs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from graphql import (
@@ -45,11 +45,8 @@ from graphql import (
     get_nullable_type,
 )
 from graphql.utilities import get_operation_ast
-from strawberry.extensions import SchemaExtension
 
-from gateway.limits.errors import COST_LIMIT_EXCEEDED, limit_error
-
-__all__ = ["DEFAULT_LIST_SIZE", "LIST_SIZES", "PAGE_ARGUMENT", "CostLimit", "operation_cost"]
+__all__ = ["DEFAULT_LIST_SIZE", "LIST_SIZES", "PAGE_ARGUMENT", "operation_cost"]
 
 PAGE_ARGUMENT = "first"
 # The lists of objects without a `first` argument, by `Type.field`: the most items one
@@ -184,30 +181,3 @@ def _field_of(parent: GraphQLNamedType, name: str) -> GraphQLField | None:
 
 def _is_connection(named: GraphQLNamedType) -> bool:
     return isinstance(named, GraphQLObjectType) and CONNECTION_EDGES in named.fields
-
-
-class CostLimit(SchemaExtension):
-    """Refuses an operation costing more than `max_cost` before it executes, with
-    `COST_LIMIT_EXCEEDED` and the `cost` in its extensions. It runs at the start of
-    execution, where the variables are known (validation, and its cache, is the same for
-    every value of `$first`); raised there, the error ends the operation on every
-    transport (strawberry turns it into the result)."""
-
-    def __init__(self, max_cost: int) -> None:
-        self.max_cost = max_cost
-
-    def on_execute(self) -> Iterator[None]:
-        ctx = self.execution_context
-        if ctx.graphql_document is not None:
-            cost = operation_cost(
-                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
-            )
-            if cost > self.max_cost:
-                raise limit_error(
-                    COST_LIMIT_EXCEEDED,
-                    f"the operation costs {cost}; the limit is {self.max_cost} "
-                    "(each field 1, lists times their page size: ask for smaller pages)",
-                    cost=cost,
-                    maxCost=self.max_cost,
-                )
-        yield

@@ -13,7 +13,7 @@ from graphql.validation import MaxIntrospectionDepthRule
 from strawberry.extensions import SchemaExtension
 
 from gateway.limits.aliases import alias_limit_rule
-from gateway.limits.cost import CostLimit
+from gateway.limits.cost_limit import CostLimit, OperationCosts
 from gateway.limits.depth import IntrospectionDepthLimit, depth_limit_rule
 from gateway.limits.tokens import TokenLimitedParser
 
@@ -35,10 +35,11 @@ def limit_extensions(limits: OperationLimits) -> list[Callable[[], SchemaExtensi
     other extension has begun."""
     # The rule classes are made once: strawberry's validation cache keys on them.
     rules = (depth_limit_rule(limits.max_depth), alias_limit_rule(limits.max_aliases))
+    costs = OperationCosts()
     return [
         lambda: TokenLimitedParser(limits.max_tokens),
         lambda: LimitRules(rules),
-        lambda: CostLimit(limits.max_cost),
+        lambda: CostLimit(limits.max_cost, costs),
     ]
 
 

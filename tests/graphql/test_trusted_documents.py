@@ -245,7 +245,7 @@ def test_trusted_only_needs_a_manifest_that_holds(settings: Settings, tmp_path: 
     missing = settings.model_copy(
         update={"trusted_documents_only": True, "trusted_documents": tmp_path / "none.json"}
     )
-    with pytest.raises(ConfigurationError, match="PATRON_TRUSTED_DOCUMENTS: .*none.json"):
+    with pytest.raises(ConfigurationError, match=r"PATRON_TRUSTED_DOCUMENTS: .*none\.json"):
         create_app(missing)
     tampered = tmp_path / "manifest.json"
     tampered.write_text(json.dumps({OTHER_HASH: PROGRAM}))
