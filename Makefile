@@ -38,7 +38,7 @@ check: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/patron export-schema -o schema.graphql
 
-## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 15 min)
+## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 10 min)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.member_view
