@@ -26,6 +26,11 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def signed_percent(value: float) -> str:
+    """+1.2% or -1.2%; never "-0.0%" for a change that rounds to nothing."""
+    return f"{0.0 if round(value, 3) == 0 else value:+.1%}"
+
+
 def phase_name(workers: int, clients: int) -> str:
     mode = "sequential" if clients == 1 else f"{clients} clients"
     return f"{workers} worker{'s' if workers > 1 else ''}, {mode}"
@@ -89,7 +94,7 @@ def soak_section(soak: Soak | None, planned: float) -> str:
         f"| {soak.percentile(99):.1f} "
         f"| {f'{base.rss_mb:.0f} (at {base.seconds:.0f} s)' if base else 'n/a'} "
         f"| {f'{end.rss_mb:.0f}' if end else 'n/a'} | {soak.peak_mb:.0f} "
-        f"| {f'{growth:+.1%}' if growth is not None else 'n/a'} |",
+        f"| {signed_percent(growth) if growth is not None else 'n/a'} |",
     ]
     samples = ", ".join(f"{s.seconds:.0f} s {s.rss_mb:.0f}" for s in soak.samples)
     return "\n".join(
@@ -227,7 +232,7 @@ def soak_verdict(results: Results) -> str:
     if soak is None:
         return "- soak: not run (`--soak-seconds 0`): MISSED"
     growth = soak.growth
-    growth_text = f"{growth:+.1%}" if growth is not None else "not measurable"
+    growth_text = signed_percent(growth) if growth is not None else "not measurable"
     ok = soak.load.errors == 0 and growth is not None and growth < SOAK_GROWTH_TARGET
     short = planned < SOAK_TARGET_SECONDS
     tail = f" (ran {planned:g} s; the target is {SOAK_TARGET_SECONDS:g} s)" if short else ""

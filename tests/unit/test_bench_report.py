@@ -117,6 +117,8 @@ def test_a_soak_with_errors_growth_or_too_short_is_missed() -> None:
         ": MISSED (ran 15 s; the target is 300 s)"
     )
     assert soak_verdict(results(None)) == "- soak: not run (`--soak-seconds 0`): MISSED"
+    flat = soak(300, [(0, 300), (60, 400.0), (300, 399.99)])
+    assert "memory growth +0.0%" in soak_verdict(results(flat))  # not -0.0%
 
 
 def test_the_chart_is_written_from_the_same_results(tmp_path: Path) -> None:
