@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
 import strawberry
 from strawberry.asgi import GraphQL
@@ -129,7 +130,7 @@ def _content(key: str) -> Content:
         delivery_key=key,
         schema="https://schema.patron.example/banner.json",
         name=f"Banner: {key}",
-        fields={"headline": f"Headline for {key}", "cta": "Shop now"},
+        fields=cast(JSON, {"headline": f"Headline for {key}", "cta": "Shop now"}),
         image_url=f"https://images.example/{key}.jpg",
     )
 
@@ -196,7 +197,7 @@ MEMBER = Member(
         email="ava.laurent@example.com",
         birthday="1988-03-14",
         audiences=["newsletter_subscriber", "big_spender"],
-        traits={"newsletter_subscriber": True, "big_spender": True},
+        traits=cast(JSON, {"newsletter_subscriber": True, "big_spender": True}),
     ),
     points=PointsBalance(
         available=7670,
