@@ -4,8 +4,11 @@ pointsPreview, orders) that returns constants: no token check, no database, no u
 
     uvicorn bench.bare_app:app --port 8100
 
-What is left is what every request pays anyway: uvicorn, the ASGI GraphQL view, parsing,
-validation and execution of the same query, and the JSON response.
+What is left is what every request pays anyway: uvicorn, the ASGI GraphQL view, execution
+of the same query, and the JSON response. It gets the framework's own parser and validation
+caches, as the gateway does: without them every request would parse (0.7 ms) and validate
+(2.4 ms) the member view again, and the ceiling would be lower than what the framework can
+do (and than the gateway, which caches both).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import cast
 
 import strawberry
 from strawberry.asgi import GraphQL
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.scalars import JSON
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -259,5 +263,7 @@ class Query:
         return MEMBER
 
 
-schema = strawberry.Schema(query=Query)
+schema = strawberry.Schema(
+    query=Query, extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)]
+)
 app = GraphQL(schema)
