@@ -264,6 +264,7 @@ class Query:
 
 
 schema = strawberry.Schema(
-    query=Query, extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)]
+    query=Query,
+    extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
 )
 app = GraphQL(schema)
