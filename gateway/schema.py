@@ -13,10 +13,10 @@ from strawberry.extensions import (
     MaskErrors,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.validation_cache import ValidationCacheByText, ValidationResults
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -65,12 +65,13 @@ def _should_mask(error: GraphQLError) -> bool:
 
 def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
     """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
+    validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ValidationCacheByText(validated),
     ]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
