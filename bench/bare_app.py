@@ -4,17 +4,22 @@ pointsPreview, orders) that returns constants: no token check, no database, no u
 
     uvicorn bench.bare_app:app --port 8100
 
-What is left is what every request pays anyway: uvicorn, the ASGI GraphQL view, parsing,
-validation and execution of the same query, and the JSON response.
+What is left is what every request pays anyway: uvicorn, the ASGI GraphQL view, execution
+of the same query, and the JSON response. It gets the framework's own parser and validation
+caches, as the gateway does: without them every request would parse (0.7 ms) and validate
+(2.4 ms) the member view again, and the ceiling would be lower than what the framework can
+do (and than the gateway, which caches both).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
 import strawberry
 from strawberry.asgi import GraphQL
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.scalars import JSON
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -129,7 +134,7 @@ def _content(key: str) -> Content:
         delivery_key=key,
         schema="https://schema.patron.example/banner.json",
         name=f"Banner: {key}",
-        fields={"headline": f"Headline for {key}", "cta": "Shop now"},
+        fields=cast(JSON, {"headline": f"Headline for {key}", "cta": "Shop now"}),
         image_url=f"https://images.example/{key}.jpg",
     )
 
@@ -196,7 +201,7 @@ MEMBER = Member(
         email="ava.laurent@example.com",
         birthday="1988-03-14",
         audiences=["newsletter_subscriber", "big_spender"],
-        traits={"newsletter_subscriber": True, "big_spender": True},
+        traits=cast(JSON, {"newsletter_subscriber": True, "big_spender": True}),
     ),
     points=PointsBalance(
         available=7670,
@@ -258,5 +263,8 @@ class Query:
         return MEMBER
 
 
-schema = strawberry.Schema(query=Query)
+schema = strawberry.Schema(
+    query=Query,
+    extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
+)
 app = GraphQL(schema)

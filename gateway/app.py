@@ -128,7 +128,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         redis, listener = _redis_clients(settings)
         broker: Broker = RedisBroker(redis, listener) if redis and listener else InProcessBroker()
         relay_task: asyncio.Task[None] | None = None

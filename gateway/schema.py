@@ -12,13 +12,13 @@ from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
     SchemaExtension,
-    ValidationCache,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
 from gateway.limits import OperationLimits, limit_extensions
 from gateway.trusted_documents.enforcement import TrustedDocumentsOnly
 from gateway.trusted_documents.policy import TrustPolicy
+from gateway.validation_cache import ValidationCacheByText, ValidationResults
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -79,13 +79,14 @@ def build_schema(
     guards: list[Any] = []
     if trust is not None and trust.trusted_only:
         guards.append(lambda: TrustedDocumentsOnly(trust))
+    validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
         *guards,
         *limit_extensions(limits or OperationLimits()),
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ValidationCacheByText(validated),
     ]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))

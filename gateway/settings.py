@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./patron.db"
+    # Connections each process keeps open (as many again under load). A request holds one
+    # only while it reads (`adapters.db.connections`), so this bounds concurrent reads.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
     redis_url: str | None = None
     # Seconds a Redis command (a cache read, a publish) may take before it counts as a
     # failure: the cache then answers as a miss.
