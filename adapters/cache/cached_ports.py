@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from adapters.cache.store import CacheStore
+from adapters.http import spawn_detached
 from loyalty.errors import UpstreamError
 from loyalty.ports import ContentPort, ProfilePort
 from loyalty.upstreams import ContentItem, ExternalId, Profile, TrackEvent
@@ -126,7 +127,9 @@ class _SwrCache(Generic[V]):
 
     def _refresh_in_background(self, ids: list[str], fetch: Fetch) -> None:
         self.refreshing.update(ids)
-        task = asyncio.create_task(self._refresh(ids, fetch), name=f"{self.name}-cache-refresh")
+        # Not bound by the request's deadline: the refresh outlives the request that saw the
+        # stale entry, and is bounded by the upstream policy's own timeouts.
+        task = spawn_detached(self._refresh(ids, fetch), name=f"{self.name}-cache-refresh")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
