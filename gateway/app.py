@@ -29,6 +29,7 @@ from adapters.db.migrate import upgrade_engine
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
+from adapters.http import deadline
 from gateway.auth import AuthError, TokenVerifier
 from gateway.cdp_webhook import cdp_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
@@ -36,7 +37,7 @@ from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
 from gateway.schema import build_schema
 from gateway.settings import Settings
-from gateway.upstreams import build_upstreams
+from gateway.upstreams import UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
 from loyalty.access import Viewer
 from loyalty.households import HouseholdService
@@ -70,6 +71,7 @@ class Gateway:
     redis: Redis | None
     http: httpx.AsyncClient
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
+    upstreams: UpstreamClients  # the adapters under their caches; `breaker_states()`
 
     async def authenticate(self, authorization: str | None) -> Viewer:
         if not authorization:
@@ -115,8 +117,9 @@ def create_app(
             )
         try:
             notifier = BalanceNotifier(broker)
+            upstreams = build_upstreams(settings, client)
             services = _services(
-                settings, program, engine, client, clock, broker, notifier, redis=redis
+                settings, program, engine, upstreams, clock, broker, notifier, redis=redis
             )
             relay = OutboxRelay(
                 engine, services.cdp, interval=settings.outbox_interval, clock=clock
@@ -125,7 +128,14 @@ def create_app(
                 await upgrade_engine(engine)
                 await seed_database(services, engine)
             app.state.gateway = Gateway(
-                settings, services, _verifier(settings, client), engine, redis, client, relay
+                settings,
+                services,
+                _verifier(settings, client),
+                engine,
+                redis,
+                client,
+                relay,
+                upstreams,
             )
             if settings.outbox_relay:
                 notifier.after.append(relay.nudge)  # a commit that moved points queued events
@@ -164,7 +174,7 @@ def _services(
     settings: Settings,
     program: Program,
     engine: AsyncEngine,
-    http: httpx.AsyncClient,
+    upstreams: UpstreamClients,
     clock: Clock,
     broker: Broker,
     notifier: BalanceNotifier,
@@ -172,7 +182,6 @@ def _services(
     redis: Redis | None = None,
 ) -> Services:
     store = SqlLoyaltyStore(engine)
-    upstreams = build_upstreams(settings, http)
     cache: CacheStore = RedisCacheStore(redis) if redis is not None else MemoryCacheStore()
     stale = settings.cache_stale_ttl
     cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
@@ -210,12 +219,25 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
 
 class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
-    cannot be trusted is a 401 with a GraphQL error body, before any execution."""
+    cannot be trusted is a 401 with a GraphQL error body, before any execution.
+
+    An HTTP request runs under the request deadline (`PATRON_REQUEST_DEADLINE`, from its
+    arrival): all the upstream work it causes fits in it, so a slow upstream costs its own
+    fields, not the answer. A WebSocket does not: its subscriptions live for hours.
+    """
 
     def __init__(self, graphql: PatronGraphQL) -> None:
         self.graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        gateway: Gateway = scope["app"].state.gateway
+        with deadline(gateway.settings.request_deadline):
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.commerce.fake import FakeLine
 from gateway.app import create_app
 from gateway.demo import FAKE_PREFIXES, IN_PROCESS_BASE, Fakes
-from gateway.settings import Settings
+from gateway.settings import CmsUpstreamSettings, Settings, UpstreamsSettings
 from tests.conftest import Clock, Harness, SqlCounter, assert_ledger_balances, token
 from tests.graphql.conftest import enroll, purchase
 
@@ -122,9 +122,15 @@ async def faulty(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterato
 
 @pytest.fixture
 async def impatient(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterator[FaultyHarness]:
-    """The gateway waiting 0.2 s for an upstream's reply, without retries."""
+    """The gateway waiting 0.2 s for an upstream's reply, without retries (the CMS has
+    timeouts of its own by default, so they are set too)."""
     async for h in _faulty_harness(
-        settings, fakes, clock, upstream_read_timeout=0.2, upstream_retries=0
+        settings,
+        fakes,
+        clock,
+        upstream_read_timeout=0.2,
+        upstream_retries=0,
+        upstreams=UpstreamsSettings(cms=CmsUpstreamSettings(read_timeout=0.2)),
     ):
         yield h
 
