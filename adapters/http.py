@@ -305,6 +305,9 @@ class Upstream:
                 raise
             retry_after: float | None = None
             if isinstance(outcome, UpstreamError):
+                # A timeout counts even when the deadline, not the policy, cut it: with a
+                # read timeout longer than the deadline, a hung upstream would otherwise
+                # never open its breaker, and every request would wait the whole deadline.
                 self.breaker.record_failure()
                 last = outcome
             elif outcome.status_code not in RETRYABLE_STATUS:
