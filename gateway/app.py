@@ -16,22 +16,27 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
+from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
 from adapters.http import deadline
 from gateway.auth import AuthError, TokenVerifier
+from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
+from gateway.cms_webhook import cms_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
@@ -40,6 +45,7 @@ from gateway.settings import Settings
 from gateway.upstreams import UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
 from loyalty.access import Viewer
+from loyalty.errors import StoreUnavailable
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
@@ -97,14 +103,14 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
-    schema = build_schema(production=not settings.is_dev)
+    schema = build_schema(production=not settings.is_dev, public_max_age=settings.public_max_age)
     graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        broker: Broker = RedisBroker(redis) if redis is not None else InProcessBroker()
+        redis, listener = _redis_clients(settings)
+        broker: Broker = RedisBroker(redis, listener) if redis and listener else InProcessBroker()
         relay_task: asyncio.Task[None] | None = None
         if http is not None:
             client = http
@@ -149,8 +155,9 @@ def create_app(
             await broker.close()
             if http is None:
                 await client.aclose()
-            if redis is not None:
-                await redis.aclose()
+            for client_ in (redis, listener):
+                if client_ is not None:
+                    await client_.aclose()
             await engine.dispose()
 
     endpoint = GraphQLEndpoint(graphql)
@@ -161,13 +168,34 @@ def create_app(
         Route("/readyz", readyz),
         Route("/webhooks/commerce", commerce_webhook, methods=["POST"]),
         Route("/webhooks/cdp", cdp_webhook, methods=["POST"]),
+        Route("/webhooks/cms", cms_webhook, methods=["POST"]),
     ]
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(DatabaseOutages)],
+        exception_handlers={Exception: server_error},
+    )
     app.state.settings = settings
     app.state.fakes = fakes
     return app
+
+
+def _redis_clients(settings: Settings) -> tuple[Redis | None, Redis | None]:
+    """Two clients of `PATRON_REDIS_URL`: one for commands (the cache, publishing, the
+    readiness check), bounded by `PATRON_REDIS_TIMEOUT` so that a Redis that hangs costs a
+    request that long and no more; one for the subscriptions' long waits, with a connect
+    timeout only."""
+    if not settings.redis_url:
+        return None, None
+    timeout = settings.redis_timeout
+    commands = Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+    return commands, listener
 
 
 def _services(
@@ -186,11 +214,12 @@ def _services(
     stale = settings.cache_stale_ttl
     cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
     cdp = CachedProfiles(upstreams.cdp, cache, settings.profile_cache_ttl, stale)
-    ledger = LedgerService(store, program, clock, events=notifier)
+    commerce = CachedOrders(upstreams.commerce, cache, settings.orders_cache_ttl, stale)
+    ledger = LedgerService(store, program, clock, events=notifier, order_history=commerce)
     return Services(
         program=program,
         store=store,
-        commerce=upstreams.commerce,
+        commerce=commerce,
         cms=cms,
         cdp=cdp,
         members=MemberService(store, clock),
@@ -200,7 +229,9 @@ def _services(
         card_secret=settings.card_secret.get_secret_value() or settings.jwt_secret_value,
         clock=clock,
         broker=broker,
-        privacy=PrivacyService(SqlPrivacyStore(engine), cdp, program, clock),
+        privacy=PrivacyService(
+            SqlPrivacyStore(engine), cdp, program, clock, order_history=commerce
+        ),
     )
 
 
@@ -219,7 +250,8 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
 
 class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
-    cannot be trusted is a 401 with a GraphQL error body, before any execution.
+    cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
+    answer is `Cache-Control: private, no-store` unless it is a public one.
 
     An HTTP request runs under the request deadline (`PATRON_REQUEST_DEADLINE`, from its
     arrival): all the upstream work it causes fits in it, so a slow upstream costs its own
@@ -233,6 +265,7 @@ class GraphQLEndpoint:
         if scope["type"] != "http":
             await self._serve(scope, receive, send)
             return
+        send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
         gateway: Gateway = scope["app"].state.gateway
         with deadline(gateway.settings.request_deadline):
             await self._serve(scope, receive, send)
@@ -256,6 +289,48 @@ class GraphQLEndpoint:
             return
         scope.setdefault("state", {})["viewer"] = viewer
         await self.graphql(scope, receive, send)
+
+
+class DatabaseOutages:
+    """ASGI middleware: a route outside GraphQL (a webhook) that met a lost database answers
+    503 `DATABASE_UNAVAILABLE` with `Retry-After`: nothing was recorded, the sender should
+    retry. (GraphQL reports the same code per field, in its own errors.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if scope["type"] != "http" or started or not is_outage_or_unavailable(exc):
+                raise
+            log.warning("%s %s: database unavailable: %r", scope["method"], scope["path"], exc)
+            response = JSONResponse(
+                {"error": {"code": StoreUnavailable.code, "message": str(StoreUnavailable())}},
+                status_code=503,
+                headers={"Retry-After": "30"},
+            )
+            await response(scope, receive, send)
+
+
+def is_outage_or_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, StoreUnavailable) or is_outage(exc)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other failure outside GraphQL: a 500 with a JSON body and no traceback (the
+    traceback goes to the log)."""
+    return JSONResponse(
+        {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}, status_code=500
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:

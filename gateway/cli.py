@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.setdefault("PATRON_CARD_SECRET", demo.DEMO_CARD_SECRET)
         os.environ.setdefault("PATRON_WEBHOOK_SECRET", demo.DEMO_WEBHOOK_SECRET)
         os.environ.setdefault("PATRON_CDP_WEBHOOK_SECRET", demo.DEMO_WEBHOOK_SECRET)
+        os.environ.setdefault("PATRON_CMS_WEBHOOK_SECRET", demo.DEMO_WEBHOOK_SECRET)
         for key, value in demo.fake_upstream_env().items():
             os.environ.setdefault(key, value)
         if args.workers != 1:
@@ -124,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_grace,
     )
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 
 
 class PatronGraphQL(GraphQL[Context, None]):
+    # orjson: a member view's answer encodes in a tenth of the time the json module takes;
+    # its JSONDecodeError is json's, so a malformed body is still strawberry's 400.
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:

@@ -16,7 +16,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from loyalty.errors import PatronError
+from gateway.cache_control import PublicQueryCacheControl
+from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -35,15 +36,39 @@ class SoftErrors(SchemaExtension):
             result.errors = [*(result.errors or []), *soft]
 
 
+class ErrorCodes(SchemaExtension):
+    """Gives every error Patron raises on purpose its stable `extensions.code` (and the
+    `upstream` of an upstream failure), wherever a resolver let it through: a lost database
+    is `DATABASE_UNAVAILABLE` on each field that needed it."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        for error in result.errors:
+            original = error.original_error
+            if not isinstance(original, StoreUnavailable | UpstreamError):
+                continue
+            extensions = dict(error.extensions or {})
+            extensions.setdefault("code", original.code)
+            if isinstance(original, UpstreamError):
+                extensions.setdefault("upstream", original.upstream)
+            error.extensions = extensions
+
+
 def _should_mask(error: GraphQLError) -> bool:
     """Mask unexpected errors only: those we raise on purpose carry an extensions.code."""
     original = error.original_error
     return not (original is None or isinstance(original, PatronError | GraphQLError))
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
+def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
     extensions: list[Any] = [
         SoftErrors,
+        ErrorCodes,
+        lambda: PublicQueryCacheControl(public_max_age),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]

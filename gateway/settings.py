@@ -67,6 +67,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./patron.db"
     redis_url: str | None = None
+    # Seconds a Redis command (a cache read, a publish) may take before it counts as a
+    # failure: the cache then answers as a miss.
+    redis_timeout: float = Field(default=0.25, gt=0)
     program: Path = DEFAULT_PROGRAM
     env: Literal["dev", "prod"] = "dev"
 
@@ -95,6 +98,7 @@ class Settings(BaseSettings):
 
     webhook_secret: SecretStr | None = None
     cdp_webhook_secret: SecretStr | None = None
+    cms_webhook_secret: SecretStr | None = None  # Amplience webhooks (`/webhooks/cms`)
     card_secret: SecretStr = SecretStr("")
 
     # The upstream policy (adapters/http.py): these global values, for each upstream
@@ -119,6 +123,12 @@ class Settings(BaseSettings):
     cms_cache_ttl: float = Field(default=300.0, ge=0)
     profile_cache_ttl: float = Field(default=60.0, ge=0)
     cache_stale_ttl: float = Field(default=86400.0, ge=0)
+    # A customer's order history: never served past this TTL while commerce answers (only
+    # when it fails), and dropped when an order of the customer is recorded or returned.
+    orders_cache_ttl: float = Field(default=60.0, ge=0)
+
+    # `Cache-Control: public, max-age=N` on anonymous queries of public fields (`program`).
+    public_max_age: int = Field(default=60, ge=0)
 
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
@@ -127,6 +137,10 @@ class Settings(BaseSettings):
 
     # `patron jobs run birthdays` also rewards birthdays this many days back (a missed run).
     birthday_window_days: int = Field(default=0, ge=0, le=31)
+
+    # On SIGTERM the server stops accepting connections and lets requests in flight finish
+    # for up to this many seconds before it closes them (match the orchestrator's grace).
+    shutdown_grace: int = Field(default=30, ge=1)
 
     demo: bool = False
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from adapters.cache.cached_orders import CachedOrders
 from adapters.commerce.client import CommercetoolsClient, MalformedCommerceData
 from adapters.commerce.messages import CommercetoolsOrderDetails, parse_message
 from adapters.db.deliveries import SqlDeliveryLog, SqlRecordedOrders
@@ -133,6 +134,8 @@ class _NoOrderDetails:
 
 
 def _order_details(commerce: CommercePort) -> CommercetoolsOrderDetails | _NoOrderDetails:
+    if isinstance(commerce, CachedOrders):
+        commerce = commerce.inner  # a return needs the order as it is now: never cached
     if isinstance(commerce, CommercetoolsClient):
         return CommercetoolsOrderDetails(commerce)
     return _NoOrderDetails(commerce.name)

@@ -2,14 +2,15 @@
 
     PatronError
     ├── DomainError            a business rule said no; becomes a `userError` with `code`
+    ├── StoreUnavailable       the database cannot be reached; the fields it serves fail
     └── UpstreamError          a system we do not own failed; costs only its own fields
         ├── UpstreamUnavailable     connection refused, 5xx, open circuit, bad payload
         ├── UpstreamTimeout         connect/read timeout or the request deadline passed
         └── UpstreamRateLimited     429 after the retries the policy allows
 
-Expected failures are data (`DomainError` -> `userErrors`); upstream failures become GraphQL
-errors whose `extensions` carry `code` and `upstream`; anything else is a bug and is masked
-in production.
+Expected failures are data (`DomainError` -> `userErrors`); upstream failures and a lost
+database become GraphQL errors whose `extensions` carry `code` (and `upstream`); anything
+else is a bug and is masked in production.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ class DomainError(PatronError):
         self.code = code
         self.message = message
         self.field = field
+
+
+class StoreUnavailable(PatronError):
+    """The database cannot be reached (refused, reset, no connection in time). Nothing was
+    written; the same request succeeds once it is back."""
+
+    code = "DATABASE_UNAVAILABLE"
+
+    def __init__(self, message: str = "the loyalty database is unavailable") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class UpstreamError(PatronError):

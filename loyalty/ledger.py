@@ -38,7 +38,7 @@ from loyalty.models import (
 )
 from loyalty.money import InvalidMoney, Money
 from loyalty.offer_service import purchase_rewards
-from loyalty.ports import BalanceEvents
+from loyalty.ports import BalanceEvents, OrderHistoryEvents
 from loyalty.program import Program
 from loyalty.store import LedgerSession, LoyaltyStore, NewPurchase, NewTransaction, Wallet
 from loyalty.tier_service import promote_on_purchase
@@ -128,11 +128,15 @@ class LedgerService:
         program: Program,
         clock: Callable[[], datetime],
         events: BalanceEvents | None = None,
+        order_history: OrderHistoryEvents | None = None,
     ) -> None:
         self.store = store
         self.program = program
         self.clock = clock
         self.events = events
+        # Told after a purchase or a return committed: every way an order arrives (webhook,
+        # POS, associate app, backfill) comes through here, so this is the one place to tell.
+        self.order_history = order_history
 
     # --- earning --------------------------------------------------------------------
     async def record_purchase(
@@ -162,9 +166,11 @@ class LedgerService:
                 ("total",),
             )
         occurred_at = purchase.occurred_at or self.clock()
+        customers: set[str] = set()  # whose order history changed (kept out of the result)
 
         async def work(session: LedgerSession) -> dict[str, Any]:
             member = await self._member(session, purchase.member_id, "memberId")
+            customers.add(member.commerce_customer_id)
             prior = await session.purchase(order_id)
             if prior is not None:
                 prior_member_id, prior_transaction_id = prior
@@ -240,7 +246,9 @@ class LedgerService:
             "channel": purchase.channel.value,
             "store_id": purchase.store_id,
         }
-        return await self._run("recordPurchase", payload, idempotency_key, work)
+        result = await self._run("recordPurchase", payload, idempotency_key, work)
+        await self._orders_changed(customers)
+        return result
 
     async def return_purchase(
         self,
@@ -259,6 +267,7 @@ class LedgerService:
                 UserErrorCode.INVALID_AMOUNT, "a returned amount must be positive", ("amount",)
             )
         when = occurred_at or self.clock()
+        customers: set[str] = set()  # whose order history changed (kept out of the result)
 
         async def work(session: LedgerSession) -> dict[str, Any]:
             bought = await session.purchase_for_update(order_id)
@@ -293,6 +302,7 @@ class LedgerService:
             program_returned = bought.program_amount_minor * total_returned // bought.amount_minor
             await session.set_purchase_returned(order_id, total_returned, program_returned)
             member = await self._member(session, bought.member_id, "orderId")
+            customers.add(member.commerce_customer_id)
             if bought.transaction_id is None:
                 return {"member_id": member.id, "transaction_id": None, "affected": []}
             earn = await session.transaction(bought.transaction_id)
@@ -355,7 +365,9 @@ class LedgerService:
             "amount": amount.formatted_amount() if amount else None,
             "currency": amount.currency if amount else None,
         }
-        return await self._run("returnPurchase", payload, idempotency_key, work)
+        result = await self._run("returnPurchase", payload, idempotency_key, work)
+        await self._orders_changed(customers)
+        return result
 
     # --- spending -------------------------------------------------------------------
     async def redeem(
@@ -680,6 +692,12 @@ class LedgerService:
         if not replayed and self.events is not None and result.get("affected"):
             await self.events.balances_changed(sorted(set(result["affected"])))
         return PointsResult(result["member_id"], result["transaction_id"])
+
+    async def _orders_changed(self, customers: set[str]) -> None:
+        """After the commit; empty when the work did not run (a replayed idempotency key)."""
+        changed = sorted(c for c in customers if c)
+        if changed and self.order_history is not None:
+            await self.order_history.orders_changed(changed)
 
     async def _tier_before(
         self, session: LedgerSession, member_id: str, moment: datetime

@@ -86,6 +86,14 @@ class BalanceEvents(Protocol):
     async def balances_changed(self, member_ids: Sequence[str]) -> None: ...
 
 
+class OrderHistoryEvents(Protocol):
+    """Told after a commit that recorded or returned a purchase (webhook, POS, associate
+    app, backfill), with the commerce customer ids concerned: their order history changed,
+    so whatever keeps a copy of it outside the domain (the orders cache) must drop it."""
+
+    async def orders_changed(self, customer_ids: Sequence[str]) -> None: ...
+
+
 def points_channel(member_id: str) -> str:
     """The broker channel on which a member's balance changes are announced."""
     return f"patron:points:{member_id}"

@@ -59,7 +59,7 @@ from loyalty.models import (
     TransactionStatus,
 )
 from loyalty.money import Money
-from loyalty.ports import ProfilePort
+from loyalty.ports import OrderHistoryEvents, ProfilePort
 from loyalty.program import Program
 from loyalty.store import ConcurrentWrite, LedgerSession, NewTransaction
 
@@ -181,24 +181,31 @@ class PrivacyService:
         cdp: ProfilePort,
         program: Program,
         clock: Callable[[], datetime],
+        order_history: OrderHistoryEvents | None = None,
     ) -> None:
         self.store = store
         self.cdp = cdp
         self.program = program
         self.clock = clock
+        # Told after an erasure: copies of the customer's order history kept outside the
+        # domain (the orders cache, which holds its email) must go too.
+        self.order_history = order_history
 
     # --- erasure --------------------------------------------------------------------
     async def forget(self, member_id: str) -> Erasure:
         """Erase the member's personal data in one database transaction, then ask the CDP
         to delete and suppress the user (queued durably; retried by the job if it fails)."""
+        customers: list[str] = []  # the erased member's commerce id, kept out of the result
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.store.session() as session:
-                    erasure = await self._erase(session, member_id)
+                    erasure = await self._erase(session, member_id, customers)
                 break
             except ConcurrentWrite:
                 if attempt + 1 == MAX_ATTEMPTS:
                     raise
+        if self.order_history is not None and customers:
+            await self.order_history.orders_changed(customers)
         sent = await self._send(
             QueuedDeletion(erasure.member_id, erasure.cdp_user_id, self.clock())
         )
@@ -217,11 +224,14 @@ class PrivacyService:
                 return None  # forgotten meanwhile
             raise
 
-    async def _erase(self, session: ErasureSession, member_id: str) -> Erasure:
+    async def _erase(
+        self, session: ErasureSession, member_id: str, customers: list[str]
+    ) -> Erasure:
         now = self.clock()
         member = await session.member_for_erasure(member_id)
         if member is None:
             raise DomainError(UserErrorCode.NOT_FOUND, "no such member", ("memberId",))
+        customers[:] = [member.commerce_customer_id]
         household = await session.household_of(member.id)
         owns = household is not None and household.owner_id == member.id
         if owns and household is not None and len(household.member_ids) > 1:

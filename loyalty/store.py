@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 from loyalty.models import (
     AccountKind,
-    Balance,
     Channel,
     HeldTier,
     Household,
@@ -145,6 +144,20 @@ class SpendRow:
     orders: int
 
 
+@dataclass(frozen=True, slots=True)
+class WalletReading:
+    """A wallet as reads show it. Earns whose return window has passed count as available
+    before `patron jobs run pending` moves them. `credits` (when, points) are what entered
+    the available points, a due pending earn at the date its window passed, and `debits`
+    all that left them: first-in first-out expiry spends the oldest credits first. Both are
+    empty unless the read asked for the history."""
+
+    available: int
+    pending: int
+    credits: tuple[tuple[datetime, int], ...] = ()
+    debits: int = 0
+
+
 class LoyaltyReader(Protocol):
     async def members_by_ids(self, ids: Sequence[str]) -> list[Member]: ...
 
@@ -152,7 +165,16 @@ class LoyaltyReader(Protocol):
 
     async def search_members(self, query: MemberSearch) -> MemberPage: ...
 
-    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]: ...
+    async def wallets(
+        self, holders: Sequence[str], now: datetime, *, history: bool
+    ) -> dict[str, WalletReading]:
+        """Per wallet holder (a member, or the owner of its household): its points as reads
+        show them, and with `history` what first-in first-out expiry needs."""
+        ...
+
+    async def lifetime_earned(self, member_ids: Sequence[str]) -> dict[str, int]:
+        """Per member: everything it earned, net of the points returns clawed back."""
+        ...
 
     async def transactions(
         self, member_ids: Sequence[str], *, limit: int, before_id: int | None
@@ -202,13 +224,6 @@ class LoyaltyReader(Protocol):
 
     async def members_after(self, after_id: str | None, limit: int) -> list[Member]:
         """Members (not forgotten) in id order after `after_id`: a job's pages."""
-        ...
-
-    async def credit_history(
-        self, member_ids: Sequence[str], now: datetime
-    ) -> dict[str, tuple[list[tuple[datetime, int]], int]]:
-        """Per member: its wallet's credits of available points (when, points) and its
-        total debits, for first-in first-out expiry."""
         ...
 
     async def wallets_with_due_pending(self, now: datetime) -> list[str]:
@@ -381,5 +396,9 @@ class LedgerSession(Protocol):
 class LoyaltyStore(Protocol):
     @property
     def reader(self) -> LoyaltyReader: ...
+
+    def request_reader(self) -> LoyaltyReader:
+        """A reader for one request (its loaders): reads that overlap share a connection."""
+        ...
 
     def session(self) -> AbstractAsyncContextManager[LedgerSession]: ...

@@ -20,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.store import MemoryCacheStore
 from adapters.db.engine import create_engine
@@ -128,6 +129,11 @@ def fakes() -> Fakes:
 
 @pytest.fixture
 def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return settings_for(database_url, monkeypatch)
+
+
+def settings_for(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The tests' settings on a database, with no `PATRON_*` variable of the environment."""
     for key in list(os.environ):
         if key.startswith("PATRON_"):
             monkeypatch.delenv(key)
@@ -138,6 +144,7 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
         card_secret=TEST_CARD_SECRET,
         webhook_secret=TEST_WEBHOOK_SECRET,
         cdp_webhook_secret=TEST_WEBHOOK_SECRET,
+        cms_webhook_secret=TEST_WEBHOOK_SECRET,
         # No background outbox relay: its calls to the CDP fake and its SQL would land in
         # whatever a test is counting. Tests drain it by hand: `h.gateway.outbox.drain_once()`.
         outbox_relay=False,
@@ -150,9 +157,11 @@ class SqlCounter:
     """Counts the SQL statements an engine runs (the no-N+1 tests)."""
 
     statements: list[str] = field(default_factory=list)
+    checkouts: int = 0  # connections taken from the pool
 
     def reset(self) -> None:
         self.statements.clear()
+        self.checkouts = 0
 
     @property
     def queries(self) -> list[str]:
@@ -182,11 +191,13 @@ class Harness:
         return self.gateway.engine
 
     def clear_caches(self) -> None:
-        """Forget the cached CMS content and CDP profiles (the in-process store)."""
-        for port in (self.gateway.services.cms, self.gateway.services.cdp):
-            store = port.cache.store if isinstance(port, CachedContent | CachedProfiles) else None
-            if isinstance(store, MemoryCacheStore):
-                store.clear()
+        """Forget the cached CMS content, CDP profiles and order history (the in-process
+        store)."""
+        services = self.gateway.services
+        for port in (services.cms, services.cdp, services.commerce):
+            cached = isinstance(port, CachedContent | CachedProfiles | CachedOrders)
+            if cached and isinstance(port.cache.store, MemoryCacheStore):
+                port.cache.store.clear()
 
     async def gql(
         self,
@@ -215,7 +226,11 @@ async def harness(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterat
         def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             counter.statements.append(statement)
 
+        def checkout(*args: Any) -> None:
+            counter.checkouts += 1
+
         event.listen(engine.sync_engine, "before_cursor_execute", count)
+        event.listen(engine.sync_engine.pool, "checkout", checkout)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
             yield Harness(app, client, fakes, clock, counter)

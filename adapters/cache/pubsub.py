@@ -111,10 +111,13 @@ class InProcessBroker:
 class RedisBroker:
     """Redis PUBLISH/SUBSCRIBE, so a change made on one replica reaches the subscribers of
     every replica. Each subscription has its own PubSub connection and a task that moves
-    its messages to a `Feed`. The Redis client belongs to the caller (not closed here)."""
+    its messages to a `Feed`. The Redis clients belong to the caller (not closed here).
+    `subscriptions`, when given, is the client subscriptions listen on: one without a read
+    timeout (a quiet channel is not a failure), while `redis` publishes with one."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, subscriptions: Redis | None = None) -> None:
         self.redis = redis
+        self.subscriptions = subscriptions if subscriptions is not None else redis
         self._active: set[tuple[PubSub, asyncio.Task[None], Feed]] = set()
         self._closed = False
 
@@ -125,7 +128,7 @@ class RedisBroker:
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
         if self._closed:
             raise BrokerClosed("the broker is closed")
-        pubsub = self.redis.pubsub()
+        pubsub = self.subscriptions.pubsub()
         try:
             await pubsub.subscribe(channel)
             await _confirmed(pubsub, channel)

@@ -9,6 +9,9 @@ Speaks the wire format `AmplienceClient` expects (see /work/shared/UPSTREAMS.md)
 - `POST /content/filter`: `filterBy` JSON-pointer paths (such as `/_meta/schema`) with a
   `page` size and an opaque `cursor`.
 
+`publish_event(key)` gives the webhook body Amplience sends when that item is published
+(the format `adapters.cms.events` relies on), for `/webhooks/cms`.
+
 Content is stored already inlined, so `depth`, `format` and `locale` are accepted and
 ignored. Requests are recorded in `.requests`; `latency` delays every reply; `max_in_flight`
 is the most requests served at once.
@@ -17,6 +20,7 @@ is the most requests served at once.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
@@ -26,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from adapters.cms.events import CONTENT_ITEM_PUBLISHED
 
 IMAGE_LINK_SCHEMA = "http://bigcontent.io/cms/schema/v1/core#/definitions/image-link"
 IMAGE_ENDPOINT = "patron"
@@ -91,6 +97,24 @@ class FakeAmplience:
         if delivery_key is not None:
             self._keys[delivery_key] = delivery_id
         return delivery_id
+
+    def publish_event(self, key: str, *, name: str = CONTENT_ITEM_PUBLISHED) -> bytes:
+        """The exact body Amplience POSTs to a webhook when the item published under this
+        delivery key (seeded with `add_content`) is published: sign it with
+        `adapters.cms.events.sign` and send it to `/webhooks/cms`."""
+        content = self._lookup_key(key)
+        if content is None:
+            raise KeyError(f"no content item under the delivery key {key!r}")
+        meta = content["_meta"]
+        payload = {
+            "id": meta["deliveryId"],
+            "label": meta["name"],
+            "body": content,
+            "status": "ACTIVE",
+            "version": 1,
+            "deliveryId": meta["deliveryId"],
+        }
+        return json.dumps({"name": name, "payload": payload}, separators=(",", ":")).encode()
 
     def remove_content(self, key: str) -> None:
         """Unpublish the item with this delivery key (or, failing that, this delivery id)."""

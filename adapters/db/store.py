@@ -17,12 +17,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
+from adapters.db import reads
 from adapters.db import tables as t
+from adapters.db.connections import Connector, SharedConnection
 from adapters.db.engine import WRITE_OPTION
+from adapters.db.outages import outages_as_unavailable
 from loyalty.ledger import member_account
 from loyalty.models import (
     AccountKind,
-    Balance,
     Channel,
     HeldTier,
     Household,
@@ -47,17 +49,10 @@ from loyalty.store import (
     SpendRow,
     StoredResult,
     Wallet,
+    WalletReading,
 )
 from loyalty.upstreams import TrackEvent
 
-# Lifetime earned: everything earned, net of the points clawed back by returns.
-EARNED_KINDS = (
-    TransactionKind.EARN.value,
-    TransactionKind.BONUS.value,
-    TransactionKind.AWARD.value,
-    TransactionKind.REFERRAL.value,
-    TransactionKind.RETURN.value,
-)
 # Points uses: the transactions in which a member spends its points (segments' P feature).
 POINTS_USE_KINDS = (
     TransactionKind.REDEEM.value,
@@ -102,22 +97,29 @@ def _active_members() -> Select[Any]:
 
 
 class SqlReader:
-    """Batched reads: each method is one query whatever the number of keys."""
+    """Batched reads: each method is one query whatever the number of keys. Connections
+    come from `connector`: the engine (one per read), or a request's `SharedConnection`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
 
-    async def _all(self, statement: Any) -> list[Any]:
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(statement)).all())
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        with outages_as_unavailable():
+            async with self.connector.connect() as conn:
+                yield conn
+
+    async def _all(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> list[Any]:
+        async with self._connection() as conn:
+            return list((await conn.execute(statement, parameters)).all())
 
     async def members_by_ids(self, ids: Sequence[str]) -> list[Member]:
-        rows = await self._all(_active_members().where(t.members.c.id.in_(ids)))
+        rows = await self._all(reads.MEMBERS_BY_IDS, {"ids": list(ids)})
         return [_member(r) for r in rows]
 
     async def members_by_commerce_ids(self, ids: Sequence[str]) -> list[Member]:
-        statement = _active_members().where(t.members.c.commerce_customer_id.in_(ids))
-        return [_member(r) for r in await self._all(statement)]
+        rows = await self._all(reads.MEMBERS_BY_COMMERCE_IDS, {"ids": list(ids)})
+        return [_member(r) for r in rows]
 
     async def search_members(self, query: MemberSearch) -> MemberPage:
         statement = _active_members()
@@ -142,7 +144,7 @@ class SqlReader:
             in_segment = select(ms.c.member_id).where(ms.c.segment == query.segment.value)
             statement = statement.where(t.members.c.id.in_(in_segment))
         offset = int(query.after) + 1 if query.after is not None else 0
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(statement.subquery()))
             ).scalar_one()
@@ -156,56 +158,45 @@ class SqlReader:
         members = [_member(r) for r in rows[: query.limit]]
         return MemberPage(members, int(total), len(rows) > query.limit)
 
-    async def _wallet_prefixes(self, member_ids: Sequence[str]) -> dict[str, str]:
-        """Each member's wallet: its own, or its household owner's."""
-        households = await self.households_of_members(member_ids)
-        return {
-            m: member_account(households[m].owner_id if m in households else m, "")
-            for m in member_ids
-        }
-
-    async def credit_history(
-        self, member_ids: Sequence[str], now: datetime
-    ) -> dict[str, tuple[list[tuple[datetime, int]], int]]:
-        """Per member, the credits (when, points) of its wallet's available points (due
-        pending earns included, at the date they became available) and its total debits."""
-        wallet_of = await self._wallet_prefixes(member_ids)
-        codes = sorted(
-            {f"{w}{part}" for w in wallet_of.values() for part in ("pending", "available")}
-        )
-        a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
+    async def wallets(
+        self, holders: Sequence[str], now: datetime, *, history: bool
+    ) -> dict[str, WalletReading]:
+        """Per wallet holder, its points as reads show them; with `history`, what first-in
+        first-out expiry needs too. Two or three statements on one connection, plus one
+        with `history`."""
+        prefixes = {h: member_account(h, "") for h in dict.fromkeys(holders)}
+        available = sorted(f"{w}available" for w in prefixes.values())
+        codes = sorted({*available, *(f"{w}pending" for w in prefixes.values())})
         credits: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         debits: dict[str, int] = defaultdict(int)
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(a.c.code, tx.c.occurred_at, tx.c.available_at, tx.c.status, p.c.amount)
-                    .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
-                    .join(a, a.c.id == p.c.destination_id)
-                    .where(a.c.code.in_(codes))
-                )
-            ).all()
-            out = (
-                await conn.execute(
-                    select(a.c.code, func.sum(p.c.amount))
-                    .join(a, a.c.id == p.c.source_id)
-                    .where(a.c.code.in_(codes), a.c.code.like("%:available"))
-                    .group_by(a.c.code)
-                )
-            ).all()
-            due_pending = await _due_pending_by_earn(conn, codes, now)
-        for code, occurred_at, _available_at, _status, amount in rows:
-            wallet, _, part = code.rpartition(":")
-            if part == "available":
-                credits[wallet].append((occurred_at, int(amount)))
-        for code, _, available_at, amount in due_pending:
-            credits[code.rpartition(":")[0]].append((available_at, amount))
-        for code, amount in out:
-            debits[code.rpartition(":")[0]] += int(amount or 0)
+        async with self._connection() as conn:
+            balances = dict((await conn.execute(reads.ACCOUNT_BALANCES, {"codes": codes})).all())
+            due_earns = await _due_pending_by_earn(conn, codes, now)
+            if history:
+                moves = await conn.execute(reads.WALLET_MOVES, {"available": available})
+                for to, from_, occurred_at, amount in moves.all():
+                    if to in available:
+                        credits[to].append((occurred_at, int(amount)))
+                    if from_ in available:
+                        debits[from_] += int(amount)
+        due: dict[str, int] = defaultdict(int)
+        for code, _, available_at, amount in due_earns:
+            due[code] += amount
+            # A due pending earn counts as available from the day its window passed.
+            credits[code.removesuffix("pending") + "available"].append((available_at, amount))
         return {
-            m: (credits.get(w.rstrip(":"), []), debits.get(w.rstrip(":"), 0))
-            for m, w in wallet_of.items()
+            holder: WalletReading(
+                available=int(balances.get(f"{w}available", 0)) + due[f"{w}pending"],
+                pending=int(balances.get(f"{w}pending", 0)) - due[f"{w}pending"],
+                credits=tuple(credits.get(f"{w}available", ())) if history else (),
+                debits=debits.get(f"{w}available", 0),
+            )
+            for holder, w in prefixes.items()
         }
+
+    async def lifetime_earned(self, member_ids: Sequence[str]) -> dict[str, int]:
+        rows = await self._all(reads.LIFETIME_EARNED, {"ids": list(member_ids)})
+        return {member_id: int(points or 0) for member_id, points in rows}
 
     async def wallets_with_due_pending(self, now: datetime) -> list[str]:
         a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
@@ -233,35 +224,6 @@ class SqlReader:
         )
         return [r.code for r in rows]
 
-    async def balances(self, member_ids: Sequence[str], now: datetime) -> dict[str, Balance]:
-        wallet_of = await self._wallet_prefixes(member_ids)
-        codes = [f"{w}{part}" for w in set(wallet_of.values()) for part in ("pending", "available")]
-        a, tx = t.ledger_accounts, t.ledger_transactions
-        async with self.engine.connect() as conn:
-            balances = dict(
-                (await conn.execute(select(a.c.code, a.c.balance).where(a.c.code.in_(codes)))).all()
-            )
-            due_earns = await _due_pending_by_earn(conn, codes, now)
-            earned = dict(
-                (
-                    await conn.execute(
-                        select(tx.c.member_id, func.sum(tx.c.points))
-                        .where(tx.c.member_id.in_(member_ids), tx.c.kind.in_(EARNED_KINDS))
-                        .group_by(tx.c.member_id)
-                    )
-                ).all()
-            )
-        result: dict[str, Balance] = {}
-        for member_id in member_ids:
-            wallet = wallet_of[member_id]
-            due = sum(amount for code, _, _, amount in due_earns if code == f"{wallet}pending")
-            result[member_id] = Balance(
-                available=int(balances.get(f"{wallet}available", 0)) + due,
-                pending=int(balances.get(f"{wallet}pending", 0)) - due,
-                lifetime_earned=int(earned.get(member_id) or 0),
-            )
-        return result
-
     async def transactions(
         self, member_ids: Sequence[str], *, limit: int, before_id: int | None
     ) -> dict[str, list[Transaction]]:
@@ -286,30 +248,17 @@ class SqlReader:
     async def qualifying_spend_minor(
         self, member_ids: Sequence[str], since: datetime, until: datetime
     ) -> dict[str, int]:
-        pu = t.purchases
         rows = await self._all(
-            select(
-                pu.c.member_id,
-                func.sum(pu.c.program_amount_minor - pu.c.returned_program_amount_minor),
-            )
-            .where(pu.c.member_id.in_(member_ids), pu.c.occurred_at >= since)
-            .where(pu.c.occurred_at < until)
-            .group_by(pu.c.member_id)
+            reads.QUALIFYING_SPEND, {"ids": list(member_ids), "since": since, "until": until}
         )
         return {m: int(v or 0) for m, v in rows}
 
     async def tier_assignments(self, member_ids: Sequence[str]) -> dict[str, TierAssignment]:
-        ta = t.tier_assignments
-        rows = await self._all(
-            select(ta)
-            .where(ta.c.member_id.in_(member_ids), ta.c.revoked_at.is_(None))
-            .order_by(ta.c.assigned_at)
-        )
+        rows = await self._all(reads.ACTIVE_TIER_ASSIGNMENTS, {"ids": list(member_ids)})
         return {r.member_id: _assignment(r) for r in rows}  # the latest wins
 
     async def held_tiers(self, member_ids: Sequence[str]) -> dict[str, HeldTier]:
-        mt = t.member_tiers
-        rows = await self._all(select(mt).where(mt.c.member_id.in_(member_ids)))
+        rows = await self._all(reads.HELD_TIERS, {"ids": list(member_ids)})
         return {r.member_id: _held_tier(r) for r in rows}
 
     async def held_tiers_due(self, now: datetime) -> list[str]:
@@ -400,22 +349,17 @@ class SqlReader:
         }
 
     async def households_of_members(self, member_ids: Sequence[str]) -> dict[str, Household]:
-        hm = t.household_members
-        mine = select(hm.c.household_id).where(hm.c.member_id.in_(member_ids))
-        households = await self._households(t.households.c.id.in_(mine))
-        return {m: h for h in households for m in h.member_ids if m in set(member_ids)}
+        rows = await self._all(reads.HOUSEHOLDS_OF_MEMBERS, {"ids": list(member_ids)})
+        wanted = set(member_ids)
+        return {m: h for h in _grouped_households(rows) for m in h.member_ids if m in wanted}
 
     async def households_by_ids(self, ids: Sequence[str]) -> list[Household]:
-        return await self._households(t.households.c.id.in_(ids))
-
-    async def _households(self, condition: Any) -> list[Household]:
-        async with self.engine.connect() as conn:
-            return await _households(conn, condition)
+        return _grouped_households(await self._all(reads.HOUSEHOLDS_BY_IDS, {"ids": list(ids)}))
 
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:
-        rows = await self._all(_offers_statement(member_ids, now))
+        rows = await self._all(reads.OFFERS_FOR_MEMBERS, {"ids": list(member_ids), "now": now})
         return _usable_offers(rows, member_ids, now)
 
     async def members_after(self, after_id: str | None, limit: int) -> list[Member]:
@@ -424,28 +368,6 @@ class SqlReader:
             statement = statement.where(t.members.c.id > after_id)
         rows = await self._all(statement.order_by(t.members.c.id).limit(limit))
         return [_member(r) for r in rows]
-
-
-def _offers_statement(member_ids: Sequence[str], now: datetime) -> Select[Any]:
-    """The program-wide offers usable now, and every offer of these members (used or not:
-    a member's own row of a key hides the program-wide offer of that key from it)."""
-    o = t.offers
-    return (
-        select(o)
-        .where(
-            or_(
-                and_(
-                    o.c.member_id.is_(None),
-                    o.c.active.is_(True),
-                    o.c.redeemed_at.is_(None),
-                    or_(o.c.valid_from.is_(None), o.c.valid_from <= now),
-                    or_(o.c.valid_until.is_(None), o.c.valid_until > now),
-                ),
-                o.c.member_id.in_(member_ids),
-            )
-        )
-        .order_by(o.c.created_at, o.c.id)
-    )
 
 
 def _usable_offers(
@@ -476,36 +398,11 @@ async def _due_pending_by_earn(
     """(pending account, earn id, available at, points still pending) of the earns whose
     return window has passed but that the job has not moved to available yet: what reads
     show as available already."""
-    a, tx, p = t.ledger_accounts, t.ledger_transactions, t.ledger_postings
-    earns = (
-        await conn.execute(
-            select(a.c.code, tx.c.id, tx.c.available_at, p.c.amount)
-            .select_from(p.join(tx, tx.c.id == p.c.transaction_id))
-            .join(a, a.c.id == p.c.destination_id)
-            .where(
-                a.c.code.in_(codes),
-                tx.c.status == TransactionStatus.PENDING.value,
-                tx.c.available_at <= now,
-            )
-        )
-    ).all()
+    earns = (await conn.execute(reads.DUE_PENDING_EARNS, {"codes": codes, "now": now})).all()
     if not earns:
         return []
-    returns = tx.alias("returns")
     clawed = dict(
-        (
-            await conn.execute(
-                select(returns.c.reverses_id, func.sum(p.c.amount))
-                .select_from(p.join(returns, returns.c.id == p.c.transaction_id))
-                .join(a, a.c.id == p.c.source_id)
-                .where(
-                    returns.c.reverses_id.in_([e.id for e in earns]),
-                    returns.c.kind == TransactionKind.RETURN.value,
-                    a.c.kind == AccountKind.WALLET_PENDING.value,
-                )
-                .group_by(returns.c.reverses_id)
-            )
-        ).all()
+        (await conn.execute(reads.CLAWED_FROM_PENDING, {"earns": [e.id for e in earns]})).all()
     )
     return [
         (code, earn_id, available_at, int(amount) - int(clawed.get(earn_id) or 0))
@@ -513,16 +410,8 @@ async def _due_pending_by_earn(
     ]
 
 
-async def _households(conn: AsyncConnection, condition: Any) -> list[Household]:
-    h, hm = t.households, t.household_members
-    rows = (
-        await conn.execute(
-            select(h.c.id, h.c.owner_id, h.c.created_at, hm.c.member_id)
-            .join(hm, hm.c.household_id == h.c.id)
-            .where(condition)
-            .order_by(h.c.id, hm.c.joined_at, hm.c.member_id)
-        )
-    ).all()
+def _grouped_households(rows: Sequence[Any]) -> list[Household]:
+    """Households from rows of (id, owner_id, created_at, member_id), one per member."""
     grouped: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         grouped[row.id].append(row)
@@ -917,13 +806,13 @@ class SqlLedgerSession:
         await self.conn.execute(delete(ms).where(ms.c.member_id.in_(forgotten)))
 
     async def household(self, household_id: str) -> Household | None:
-        found = await _households(self.conn, t.households.c.id == household_id)
+        rows = (await self.conn.execute(reads.HOUSEHOLDS_BY_IDS, {"ids": [household_id]})).all()
+        found = _grouped_households(rows)
         return found[0] if found else None
 
     async def household_of(self, member_id: str) -> Household | None:
-        hm = t.household_members
-        mine = select(hm.c.household_id).where(hm.c.member_id == member_id)
-        found = await _households(self.conn, t.households.c.id.in_(mine))
+        rows = (await self.conn.execute(reads.HOUSEHOLDS_OF_MEMBERS, {"ids": [member_id]})).all()
+        found = _grouped_households(rows)
         return found[0] if found else None
 
     async def add_household(self, household_id: str, owner_id: str, at: datetime) -> None:
@@ -1104,7 +993,9 @@ class SqlLedgerSession:
         return await self._one(select(o.c.id).where(o.c.code == code).limit(1)) is not None
 
     async def usable_offers(self, member_id: str, at: datetime) -> list[Offer]:
-        rows = (await self.conn.execute(_offers_statement([member_id], at))).all()
+        rows = (
+            await self.conn.execute(reads.OFFERS_FOR_MEMBERS, {"ids": [member_id], "now": at})
+        ).all()
         return _usable_offers(rows, [member_id], at)[member_id]
 
     async def redeem_offer(self, offer: Offer, member_id: str, at: datetime) -> None:
@@ -1157,13 +1048,17 @@ class SqlLoyaltyStore:
         self.engine = engine
         self.reader = SqlReader(engine)
 
+    def request_reader(self) -> SqlReader:
+        return SqlReader(SharedConnection(self.engine))
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SqlLedgerSession]:
         try:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(**{WRITE_OPTION: True})
-                async with conn.begin():
-                    yield SqlLedgerSession(conn)
+            with outages_as_unavailable():
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(**{WRITE_OPTION: True})
+                    async with conn.begin():
+                        yield SqlLedgerSession(conn)
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise ConcurrentWrite(str(exc.orig)) from exc

@@ -47,17 +47,20 @@ class Loaders:
 
     @classmethod
     def build(cls, services: Services) -> Loaders:
-        reader = services.store.reader
+        reader = services.store.request_reader()
+        households = HouseholdByMemberIdLoader(reader)
         return cls(
             member_by_id=MemberByIdLoader(reader),
             member_by_commerce_id=MemberByCommerceIdLoader(reader),
-            balance_by_member_id=BalanceByMemberIdLoader(reader, services.program, services.clock),
+            balance_by_member_id=BalanceByMemberIdLoader(
+                reader, services.program, services.clock, households
+            ),
             transactions_by_member_id=TransactionsByMemberIdLoader(reader),
             transaction_by_id=TransactionByIdLoader(reader),
             tier_status_by_member_id=TierStatusByMemberIdLoader(
-                reader, services.program, services.clock
+                reader, services.program, services.clock, households
             ),
-            household_by_member_id=HouseholdByMemberIdLoader(reader),
+            household_by_member_id=households,
             household_by_id=HouseholdByIdLoader(reader),
             offers_by_member_id=OffersByMemberIdLoader(reader, services.clock),
             cart_by_customer_id=CartByCustomerIdLoader(services.commerce),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,28 +17,38 @@ from loyalty.tiers import (
     qualifying_window,
     tier_status,
 )
+from resolvers.loaders.household_by_member_id import HouseholdByMemberIdLoader
 
 
 class TierStatusByMemberIdLoader(DataLoader[str, TierStatus]):
-    """Each member's tier, the best of its household's included: four queries
-    (households, qualifying spend, staff assignments, held tiers) for any number of members."""
+    """Each member's tier, the best of its household's included: three queries (qualifying
+    spend, staff assignments, held tiers) for any number of members, on one connection, and
+    the households from the request's household loader."""
 
     def __init__(
-        self, reader: LoyaltyReader, program: Program, clock: Callable[[], datetime]
+        self,
+        reader: LoyaltyReader,
+        program: Program,
+        clock: Callable[[], datetime],
+        households: HouseholdByMemberIdLoader,
     ) -> None:
         super().__init__()
         self.reader = reader
         self.program = program
         self.clock = clock
+        self.households = households
 
     async def batch_load_fn(self, keys: list[str]) -> list[TierStatus]:
         now = self.clock()
         since, until = qualifying_window(self.program, now)
-        households = await self.reader.households_of_members(keys)
+        found = await self.households.load_many(keys)
+        households = {k: h for k, h in zip(keys, found, strict=True) if h is not None}
         everyone = sorted({*keys, *(m for h in households.values() for m in h.member_ids)})
-        spend = await self.reader.qualifying_spend_minor(everyone, since, until)
-        assignments = await self.reader.tier_assignments(everyone)
-        stored = await self.reader.held_tiers(everyone)
+        spend, assignments, stored = await asyncio.gather(
+            self.reader.qualifying_spend_minor(everyone, since, until),
+            self.reader.tier_assignments(everyone),
+            self.reader.held_tiers(everyone),
+        )
         held = {m: held_at(self.program, h, now) for m, h in stored.items()}
         currency = self.program.currency
 

@@ -4,8 +4,8 @@ the upstream fails, negative entries, one member's key never another's)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 
 import pytest
 from redis.asyncio import Redis
@@ -14,15 +14,7 @@ from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
 from loyalty.errors import UpstreamUnavailable
 from loyalty.upstreams import ContentItem, ExternalId, Profile, TrackEvent
-from tests.conftest import REDIS_URL
-
-
-class Now:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.adapters.conftest import Now
 
 
 class FakeCms:
@@ -81,24 +73,6 @@ class FakeCdp:
         return None
 
 
-def _stores() -> list[object]:
-    params: list[object] = ["memory"]
-    if REDIS_URL:
-        params.append("redis")
-    return params
-
-
-@pytest.fixture(params=_stores())
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[CacheStore]:
-    if request.param == "memory":
-        yield MemoryCacheStore()
-        return
-    assert REDIS_URL
-    redis = Redis.from_url(REDIS_URL)
-    yield RedisCacheStore(redis, prefix=f"patron:test:{uuid.uuid4().hex[:8]}:")
-    await redis.aclose()
-
-
 # --- stores -------------------------------------------------------------------------------
 async def test_store_round_trip(store: CacheStore) -> None:
     await store.set_many({"a": b"1", "b": b"2"}, 60)
@@ -142,8 +116,9 @@ async def test_fresh_entries_are_served_without_a_call(store: CacheStore) -> Non
     cached = CachedContent(cms, store, 300, 3600, clock=now)
     first = await cached.content_by_keys(["a", "b"])
     cms.put("a", "A2")
-    now.t += 299
+    now.t += 239  # the last 20% of the TTL (from 240 s) would refresh ahead
     assert await cached.content_by_keys(["a", "b", "a"]) == first
+    await cached.cache.drain()
     assert cms.calls == [["a", "b"]]
     # Only the missing key goes upstream, in one call.
     cms.put("c", "C")
@@ -227,3 +202,84 @@ async def test_content_invalidation_and_ttl_zero_turns_the_cache_off(store: Cach
     await off.content_by_key("a")
     await off.content_by_key("a")
     assert len(cms.calls) == 4
+
+
+# --- refresh ahead of expiry ----------------------------------------------------------------
+async def test_a_fresh_entry_is_refreshed_in_the_background_near_its_expiry(
+    store: CacheStore,
+) -> None:
+    cms, now = FakeCms(), Now()
+    cms.put("a", "A")
+    cached = CachedContent(cms, store, 100, 3600, clock=now)
+    await cached.content_by_key("a")
+    cms.put("a", "A2")
+    now.t += 79.9  # before the last 20% of the fresh TTL: no call
+    item = await cached.content_by_key("a")
+    await cached.cache.drain()
+    assert item is not None and item.name == "A"
+    assert cms.calls == [["a"]]
+    now.t += 0.1  # 80 s: in the window, served as it is and refreshed once in the background
+    first = await cached.content_by_key("a")
+    second = await cached.content_by_key("a")  # the refresh is under way: not a second one
+    assert first is not None and second is not None
+    assert (first.name, second.name) == ("A", "A")
+    await cached.cache.drain()
+    assert cms.calls == [["a"], ["a"]]
+    # Refreshed at 80 s: fresh until 160 s, and read without a call at 159 s, long after
+    # the first fetch's 100 s TTL: a key read steadily never goes stale.
+    now.t += 79
+    refreshed = await cached.content_by_key("a")
+    await cached.cache.drain()
+    assert refreshed is not None and refreshed.name == "A2"
+    assert cms.calls == [["a"], ["a"]]
+
+
+class GatedCms(FakeCms):
+    """Answers with the items as they were when asked, once `gate` opens (a slow fetch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def content_by_keys(
+        self, delivery_keys: Sequence[str]
+    ) -> Mapping[str, ContentItem | None]:
+        answer = await super().content_by_keys(delivery_keys)
+        await self.gate.wait()
+        return answer
+
+
+async def test_an_invalidation_wins_over_a_refresh_that_was_under_way(store: CacheStore) -> None:
+    cms, now = GatedCms(), Now()
+    cms.put("a", "A")
+    cached = CachedContent(cms, store, 100, 3600, clock=now)
+    await cached.content_by_key("a")
+    now.t += 90
+    cms.gate.clear()
+    await cached.content_by_key("a")  # starts a background refresh, which reads "A" ...
+    await asyncio.sleep(0)
+    assert cms.calls == [["a"], ["a"]]
+    now.t += 1
+    cms.put("a", "A2")  # ... then "A2" is published and the webhook invalidates the key
+    await cached.invalidate_content(["a"])
+    cms.gate.set()
+    await cached.cache.drain()  # the refresh writes "A", fetched before the invalidation
+    item = await cached.content_by_key("a")
+    assert item is not None and item.name == "A2"
+    assert cms.calls == [["a"], ["a"], ["a"]]
+
+
+async def test_an_invalidation_marks_only_its_own_keys(store: CacheStore) -> None:
+    cdp, now = FakeCdp(), Now()
+    cdp.traits["u1"] = {"first_name": "Ann"}
+    cdp.traits["u2"] = {"first_name": "Bob"}
+    cached = CachedProfiles(cdp, store, 60, 3600, clock=now)
+    await cached.profiles(["u1", "u2"])
+    now.t += 1
+    await cached.invalidate_profile("u1")
+    await cached.invalidate_profile("u1")  # idempotent
+    now.t += 1
+    await cached.profiles(["u1", "u2"])
+    await cached.profiles(["u1", "u2"])
+    assert cdp.calls == [["u1", "u2"], ["u1"]]

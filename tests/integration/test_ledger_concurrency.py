@@ -151,9 +151,10 @@ async def member_with_points(engine: AsyncEngine, customer: str, amount: str) ->
 
 
 async def available(engine: AsyncEngine, member_id: str) -> tuple[int, int]:
-    """(available, pending) points of a member, as the API reads them."""
-    balance = (await SqlLoyaltyStore(engine).reader.balances([member_id], utc_now()))[member_id]
-    return balance.available, balance.pending
+    """(available, pending) points of a member's own wallet, as the API reads them."""
+    reader = SqlLoyaltyStore(engine).reader
+    wallet = (await reader.wallets([member_id], utc_now(), history=False))[member_id]
+    return wallet.available, wallet.pending
 
 
 async def transaction_count(engine: AsyncEngine, kind: TransactionKind) -> int:
