@@ -32,19 +32,20 @@ from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
-from adapters.http import deadline
-from gateway.auth import AuthError, TokenVerifier
+from adapters.http import deadline as upstream_deadline
+from gateway.auth import AuthError, Identity, TokenVerifier
 from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
 from gateway.cms_webhook import cms_webhook
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
+from gateway.jwks import JwksCache
 from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.upstreams import UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
-from loyalty.access import Viewer
+from gateway.ws_expiry import ConnectionDeadline
 from loyalty.errors import StoreUnavailable
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
@@ -79,10 +80,12 @@ class Gateway:
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
     upstreams: UpstreamClients  # the adapters under their caches; `breaker_states()`
 
-    async def authenticate(self, authorization: str | None) -> Viewer:
-        if not authorization:
-            return Viewer.anonymous()
-        scheme, _, token = authorization.partition(" ")
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The caller behind an Authorization value: anonymous when there is none (or it is
+        blank, as clients send when logged out); AuthError for anything but a good bearer."""
+        if not authorization or not authorization.strip():
+            return Identity.anonymous()
+        scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("the Authorization header must be 'Bearer <token>'")
         if self.verifier is None:
@@ -239,21 +242,34 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
     if settings.jwt_secret is None and settings.jwks_url is None:
         log.warning("no PATRON_JWT_SECRET or PATRON_JWKS_URL: every caller is anonymous")
         return None
+    jwks = (
+        JwksCache(
+            settings.jwks_url,
+            http,
+            timeout=settings.jwks_timeout,
+            refresh_interval=settings.jwks_refresh_interval,
+            max_age=settings.jwks_max_age,
+        )
+        if settings.jwks_url is not None
+        else None
+    )
     return TokenVerifier(
+        algorithms=settings.jwt_accepted_algorithms,
         secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
-        jwks_url=settings.jwks_url,
+        jwks=jwks,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        http=http,
+        leeway=settings.jwt_leeway,
     )
 
 
 class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
     cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
-    answer is `Cache-Control: private, no-store` unless it is a public one.
+    answer is `Cache-Control: private, no-store` unless it is a public one. A WebSocket
+    connection gets a deadline: it is closed (4401) when its token expires.
 
-    An HTTP request runs under the request deadline (`PATRON_REQUEST_DEADLINE`, from its
+    An HTTP request runs under the upstream deadline (`PATRON_REQUEST_DEADLINE`, from its
     arrival): all the upstream work it causes fits in it, so a slow upstream costs its own
     fields, not the answer. A WebSocket does not: its subscriptions live for hours.
     """
@@ -267,7 +283,7 @@ class GraphQLEndpoint:
             return
         send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
         gateway: Gateway = scope["app"].state.gateway
-        with deadline(gateway.settings.request_deadline):
+        with upstream_deadline(gateway.settings.request_deadline):
             await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -275,20 +291,40 @@ class GraphQLEndpoint:
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         try:
-            viewer = await gateway.authenticate(authorization)
+            identity = await gateway.authenticate(authorization)
         except AuthError as exc:
             if scope["type"] == "websocket":
+                # Before the upgrade is accepted: the client sees an HTTP 403.
                 await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
                 return
-            response = JSONResponse(
-                {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-            await response(scope, receive, send)
+            await unauthorized(str(exc))(scope, receive, send)
             return
-        scope.setdefault("state", {})["viewer"] = viewer
-        await self.graphql(scope, receive, send)
+        scope.setdefault("state", {})["viewer"] = identity.viewer
+        if scope["type"] != "websocket":
+            await self.graphql(scope, receive, send)
+            return
+        deadline = ConnectionDeadline(receive, send)
+        deadline.attach(scope)
+        deadline.arm(identity.valid_until)
+        try:
+            await self.graphql(scope, deadline.receive, deadline.send)
+        finally:
+            deadline.close()
+
+
+def unauthorized(reason: str) -> JSONResponse:
+    """The refusal of an untrustworthy token (RFC 6750 section 3): 401, a Bearer challenge
+    whose `error_description` says why, and the same reason as a GraphQL error."""
+    # A quoted-string holds printable ASCII but no quote or backslash (the reasons are fixed
+    # texts; this keeps a future one from breaking the header).
+    description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason)
+    return JSONResponse(
+        {"errors": [{"message": reason, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
+        },
+    )
 
 
 class DatabaseOutages:

@@ -8,11 +8,15 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from gateway.upstreams import ConfigurationError
 from loyalty.program import ProgramError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, help="write to this file instead")
     export.set_defaults(run=_export_schema)
 
-    token = commands.add_parser("token", help="sign a bearer token with PATRON_JWT_SECRET")
+    token = commands.add_parser(
+        "token",
+        help="sign a bearer token with PATRON_JWT_SECRET (and the first PATRON_JWT_ALGORITHMS)",
+    )
     token.add_argument("--sub", required=True, help="subject: a member's commerce customer id")
     token.add_argument("--role", action="append", required=True, help="repeat for several")
     token.add_argument("--ttl", type=int, default=3600, help="seconds")
@@ -130,34 +137,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_demo_banner(settings: object, host: str, port: int) -> None:
+def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
     from gateway import demo
     from gateway.auth import issue_token
 
-    secret = os.environ.get("PATRON_JWT_SECRET") or demo.DEMO_JWT_SECRET
-    ttl = 7 * 24 * 3600
+    def sign(sub: str, role: str, store: str | None = None) -> str:
+        """A week-long token the gateway accepts (its algorithm, issuer and audience)."""
+        return issue_token(
+            settings.jwt_secret_value, sub, [role], ttl=7 * 24 * 3600, store=store,
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+            algorithm=settings.jwt_accepted_algorithms[0],
+        )  # fmt: skip
+
     ava = demo.DEMO_CUSTOMERS[0]
     associate, store = demo.DEMO_ASSOCIATE
     rows = [
-        ("member", f"{ava.first_name} {ava.last_name} ({ava.commerce_id})",
-         issue_token(secret, ava.commerce_id, ["member"], ttl=ttl)),
-        ("associate", f"{associate} at {store}",
-         issue_token(secret, associate, ["associate"], ttl=ttl, store=store)),
-        ("marketer", demo.DEMO_MARKETER,
-         issue_token(secret, demo.DEMO_MARKETER, ["marketer"], ttl=ttl)),
-        ("service", f"{demo.DEMO_SERVICE} (POS)",
-         issue_token(secret, demo.DEMO_SERVICE, ["service"], ttl=ttl)),
-    ]  # fmt: skip
+        ("member", f"{ava.first_name} {ava.last_name} ({ava.commerce_id})", ava.commerce_id, None),
+        ("associate", f"{associate} at {store}", associate, store),
+        ("marketer", demo.DEMO_MARKETER, demo.DEMO_MARKETER, None),
+        ("service", f"{demo.DEMO_SERVICE} (POS)", demo.DEMO_SERVICE, None),
+    ]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(
         "\nPatron demo: Club Harry on SQLite, fake commercetools, Amplience and Segment in "
         "process.\n"
-        f"  GraphiQL:  http://{shown}:{port}/graphql\n"
-        '  Tokens (7 days; paste into GraphiQL\'s Headers as {"Authorization": "Bearer ..."}):'
+        f"  GraphiQL:  http://{shown}:{port}/graphql"
     )
-    for role, who, token in rows:
-        print(f"    {role:<10} {who}")
-        print(f"    {role:<10} Bearer {token}")
+    if settings.jwt_secret is None:  # PATRON_JWKS_URL: only its identity provider signs
+        print("  Tokens: from the identity provider behind PATRON_JWKS_URL")
+    else:
+        print(
+            '  Tokens (7 days; paste into GraphiQL\'s Headers as {"Authorization": "Bearer ..."}):'
+        )
+        for role, who, sub, role_store in rows:
+            print(f"    {role:<10} {who}")
+            print(f"    {role:<10} Bearer {sign(sub, role, role_store)}")
     print(
         "  Try:  { me { externalIds { commerceCustomerId } points { available pending } "
         "tier { current { name } } cart { total { amount currencyCode } pointsPreview } } }\n",
@@ -204,6 +218,7 @@ def _token(args: argparse.Namespace) -> int:
             store=args.store,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
+            algorithm=settings.jwt_accepted_algorithms[0],
         )
     )
     return 0

@@ -5,7 +5,8 @@ and Apollo clients send the token in the `connection_init` payload instead. When
 carried no Authorization header (`GraphQLEndpoint` verified it if it did), `on_ws_connect`
 verifies the payload's token with the same verifier and makes it the connection's viewer;
 an untrustworthy token refuses the connection (closed with 4403, as graphql-transport-ws
-asks).
+asks). Either way the connection is closed with 4401 when that token expires
+(`gateway.ws_expiry`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from strawberry.types.unset import UnsetType
 
 from gateway.auth import AuthError
 from gateway.graphiql import GRAPHIQL_HEADERS, graphiql_html
+from gateway.ws_expiry import deadline_of
 from loyalty.access import Viewer
 from resolvers.context import Context
 
@@ -57,7 +59,11 @@ class PatronGraphQL(GraphQL[Context, None]):
             authorization = connection_authorization(context.connection_params)
             if authorization is not None:
                 gateway: Gateway = websocket.app.state.gateway
-                context.viewer = await gateway.authenticate(authorization)
+                identity = await gateway.authenticate(authorization)
+                context.viewer = identity.viewer
+                deadline = deadline_of(websocket.scope)
+                if deadline is not None:
+                    deadline.arm(identity.valid_until)
         except AuthError as exc:
             raise ConnectionRejectionError({"message": str(exc)}) from exc
         return UnsetType()  # acknowledge, with no payload

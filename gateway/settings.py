@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters.http import UpstreamPolicy
+from gateway.jwt_algorithms import HMAC_MIN_SECRET_BYTES, accepted_algorithms
 
 # The project's own programs/ folder, wherever the gateway is started from.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -77,6 +78,17 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # Comma-separated (`RS256,ES256`); empty: HS256 with a secret, RS256 with a JWKS. One
+    # family only: HS* with the secret, RS*/PS*/ES*/EdDSA with the JWKS (see jwt_algorithms).
+    jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = ()
+    # Seconds of clock skew allowed on exp, nbf and iat.
+    jwt_leeway: float = Field(default=30.0, ge=0, le=300)
+    # The JWKS: fetched within `jwks_timeout`; fetched again at most once per
+    # `jwks_refresh_interval` (an unknown kid, an expired set, a failure); kept for its
+    # Cache-Control max-age, bounded to [jwks_refresh_interval, jwks_max_age].
+    jwks_timeout: float = Field(default=3.0, gt=0, le=30)
+    jwks_refresh_interval: float = Field(default=30.0, ge=1, le=3600)
+    jwks_max_age: float = Field(default=3600.0, ge=1, le=86400)
 
     commerce_api_url: str | None = None
     commerce_auth_url: str | None = None
@@ -144,10 +156,29 @@ class Settings(BaseSettings):
 
     demo: bool = False
 
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.jwt_secret is not None and self.jwks_url is not None:
             raise ValueError("set PATRON_JWT_SECRET or PATRON_JWKS_URL, not both")
+        if self.jwt_algorithms and self.jwt_secret is None and self.jwks_url is None:
+            raise ValueError("PATRON_JWT_ALGORITHMS needs PATRON_JWT_SECRET or PATRON_JWKS_URL")
+        algorithms = self.jwt_accepted_algorithms  # raises ValueError naming the setting
+        if self.jwks_max_age < self.jwks_refresh_interval:
+            raise ValueError("PATRON_JWKS_MAX_AGE must be at least PATRON_JWKS_REFRESH_INTERVAL")
+        if self.env == "prod" and self.jwt_secret is not None:
+            needed = max(HMAC_MIN_SECRET_BYTES[name] for name in algorithms)
+            if len(self.jwt_secret_value.encode()) < needed:
+                raise ValueError(
+                    f"PATRON_JWT_SECRET must be at least {needed} bytes when PATRON_ENV=prod "
+                    "(RFC 7518: as long as the HMAC hash)"
+                )
         if self.env == "prod" and not self.card_secret.get_secret_value():
             raise ValueError("PATRON_CARD_SECRET is required when PATRON_ENV=prod")
         return self
@@ -155,6 +186,11 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def jwt_accepted_algorithms(self) -> tuple[str, ...]:
+        """The algorithms the verifier accepts (and `patron token` signs with the first)."""
+        return accepted_algorithms(self.jwt_algorithms, secret=self.jwks_url is None)
 
     @property
     def jwt_secret_value(self) -> str:

@@ -103,6 +103,24 @@ def test_token_with_several_roles_a_store_issuer_and_audience(tmp_path: Path) ->
     assert claims["exp"] - claims["iat"] == 3600  # the default ttl
 
 
+def test_token_signs_with_the_first_configured_algorithm(tmp_path: Path) -> None:
+    secret = SECRET * 2  # 72 bytes: enough for HS512
+    env = {"PATRON_JWT_SECRET": secret, "PATRON_JWT_ALGORITHMS": "HS512,HS256"}
+    done = patron("token", "--sub", "x", "--role", "member", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert jwt.get_unverified_header(done.stdout.strip())["alg"] == "HS512"
+    assert jwt.decode(done.stdout.strip(), secret, algorithms=["HS512"])["sub"] == "x"
+
+
+def test_token_with_algorithms_of_both_families_exits_2(tmp_path: Path) -> None:
+    env = {"PATRON_JWT_SECRET": SECRET, "PATRON_JWT_ALGORITHMS": "HS256,RS256"}
+    done = patron("token", "--sub", "x", "--role", "member", cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "RS256 cannot be verified with PATRON_JWT_SECRET" in done.stderr
+    assert SECRET not in done.stderr
+
+
 def test_token_without_a_secret_exits_2(tmp_path: Path) -> None:
     done = patron("token", "--sub", "x", "--role", "member", cwd=tmp_path)
     assert done.returncode == 2
