@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.measurements import Phase, Results
+from bench.measurements import BARE_CACHED, Phase, Results
 
 GATEWAY_COLOUR = "#1f4e79"
 BARE_COLOUR = "#b0b7c3"
@@ -25,24 +25,28 @@ def _label(workers: int, clients: int) -> str:
 def _throughput(ax: Any, results: Results) -> None:
     gateway = results.gateway
     xs = list(range(len(gateway)))
-    width = 0.38
-    bars = ax.bar([x - width / 2 for x in xs], [p.rps for p in gateway], width,
+    width = 0.27
+    bars = ax.bar([x - width for x in xs], [p.rps for p in gateway], width,
                   color=GATEWAY_COLOUR, label="gateway")  # fmt: skip
     ax.bar_label(bars, fmt="%.0f", fontsize="x-small")
     bare = [results.bare(p.workers, p.clients) for p in gateway]
-    bars = ax.bar([x + width / 2 for x in xs], [b.rps if b else 0 for b in bare], width,
+    bars = ax.bar(xs, [b.rps if b else 0 for b in bare], width,
                   color=BARE_COLOUR, label="bare strawberry (ceiling)")  # fmt: skip
+    ax.bar_label(bars, fmt="%.0f", fontsize="x-small")
+    cached = [results.bare(p.workers, p.clients, BARE_CACHED) for p in gateway]
+    bars = ax.bar([x + width for x in xs], [b.rps if b else 0 for b in cached], width,
+                  color=BARE_COLOUR, alpha=0.5, label="bare + strawberry's caches")  # fmt: skip
     ax.bar_label(bars, fmt="%.0f", fontsize="x-small")
     labelled = False
     for x, ceiling, p in zip(xs, bare, gateway, strict=True):
         if ceiling and p.clients > 1:
-            ax.hlines(0.5 * ceiling.rps, x - width, x, colors="black", linestyles="--",
-                      label=None if labelled else "target: ½ of bare")  # fmt: skip
+            ax.hlines(0.5 * ceiling.rps, x - 1.5 * width, x - 0.5 * width, colors="black",
+                      linestyles="--", label=None if labelled else "target: ½ of bare")  # fmt: skip
             labelled = True
     labels = [_label(p.workers, p.clients) for p in gateway]
     if results.soak is not None:
         xs.append(len(xs))
-        bars = ax.bar([xs[-1] - width / 2], [results.soak.rps], width, color=GATEWAY_COLOUR)
+        bars = ax.bar([xs[-1] - width], [results.soak.rps], width, color=GATEWAY_COLOUR)
         ax.bar_label(bars, fmt="%.0f", fontsize="x-small")
         labels.append(f"soak\n{results.soak.workers}w {results.soak.clients} cl")
     ax.set_xticks(xs, labels)

@@ -52,7 +52,7 @@ from bench.asgi_driver import ViewRequest
 from bench.chart import write_chart
 from bench.cpu_profile import CpuProfile, profile_gateway
 from bench.load import Endpoint, LoadResult, classify, drive, prepare_post
-from bench.measurements import Phase, Results, Setup, Soak
+from bench.measurements import BARE, BARE_CACHED, Phase, Results, Setup, Soak
 from bench.member_view_env import (
     JWT_SECRET,
     base_env,
@@ -210,16 +210,20 @@ async def run_gateway(workers: int, ctx: Context) -> tuple[list[Phase], Soak | N
     return phases, soak
 
 
-async def run_bare(workers: int, ctx: Context) -> list[Phase]:
+# The two ceilings (bench/bare_app.py): strawberry as it ships, and with its own caches.
+BARE_APPS = {BARE: "bench.bare_app:app", BARE_CACHED: "bench.bare_app:app_cached"}
+
+
+async def run_bare(server: str, workers: int, ctx: Context) -> list[Phase]:
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", HOST]
+    argv = [sys.executable, "-m", "uvicorn", BARE_APPS[server], "--host", HOST]
     argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
-    name = f"bare-{workers}"
+    name = f"{server}-{workers}"
     with spawn(name, argv, base_env(), ctx.logs) as proc:
         await wait_ready(f"http://{HOST}:{port}/graphql", proc, name, ctx.logs)
         endpoint = Endpoint(HOST, port, "/graphql")
         requests = prepared(endpoint, ctx.body, ["bare"])
-        return await measure("bare", workers, proc.pid, endpoint, requests, ctx, None)
+        return await measure(server, workers, proc.pid, endpoint, requests, ctx, None)
 
 
 async def run_profile(ctx: Context) -> CpuProfile:
@@ -285,8 +289,9 @@ async def main(args: argparse.Namespace) -> Results:
                     gateway_phases, gateway_soak = await run_gateway(workers, ctx)
                     phases += gateway_phases
                     soak = gateway_soak or soak
-                    print(f"bare, {workers} worker(s)", flush=True)
-                    phases += await run_bare(workers, ctx)
+                    for server in BARE_APPS:
+                        print(f"{server}, {workers} worker(s)", flush=True)
+                        phases += await run_bare(server, workers, ctx)
                 if args.profile > 0:
                     print(f"CPU profile: {args.profile} member views in process", flush=True)
                     profile = await run_profile(ctx)

@@ -32,6 +32,7 @@ from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
+from adapters.http import deadline as upstream_deadline
 from adapters.rate_limit.gcra import RateLimiter
 from adapters.rate_limit.memory import MemoryRateLimiter
 from adapters.rate_limit.redis import RedisRateLimiter
@@ -51,7 +52,7 @@ from gateway.trusted_documents.manifest import ManifestError, load_manifest
 from gateway.trusted_documents.persisted import MAX_IN_PROCESS, PersistedQueries
 from gateway.trusted_documents.policy import TrustPolicy
 from gateway.trusted_documents.resolution import TrustedDocuments
-from gateway.upstreams import ConfigurationError, build_upstreams
+from gateway.upstreams import ConfigurationError, UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
 from gateway.ws_expiry import ConnectionDeadline
 from loyalty.access import Viewer
@@ -87,6 +88,7 @@ class Gateway:
     redis: Redis | None
     http: httpx.AsyncClient
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
+    upstreams: UpstreamClients  # the adapters under their caches; `breaker_states()`
     rate_limit: RateLimit  # per identity, on /graphql (gateway.rate_limit)
     request_size: RequestSize  # of a /graphql request (gateway.request_size)
     documents: TrustedDocuments  # documents by hash, APQ (gateway.trusted_documents)
@@ -143,8 +145,9 @@ def create_app(
             )
         try:
             notifier = BalanceNotifier(broker)
+            upstreams = build_upstreams(settings, client)
             services = _services(
-                settings, program, engine, client, clock, broker, notifier, redis=redis
+                settings, program, engine, upstreams, clock, broker, notifier, redis=redis
             )
             relay = OutboxRelay(
                 engine, services.cdp, interval=settings.outbox_interval, clock=clock
@@ -160,6 +163,7 @@ def create_app(
                 redis,
                 client,
                 relay,
+                upstreams,
                 rate_limit=RateLimit(settings.rate_limit_policy, _rate_limiter(redis, clock)),
                 request_size=settings.request_size,
                 documents=TrustedDocuments(trust, _persisted_queries(settings, redis)),
@@ -259,7 +263,7 @@ def _services(
     settings: Settings,
     program: Program,
     engine: AsyncEngine,
-    http: httpx.AsyncClient,
+    upstreams: UpstreamClients,
     clock: Clock,
     broker: Broker,
     notifier: BalanceNotifier,
@@ -267,7 +271,6 @@ def _services(
     redis: Redis | None = None,
 ) -> Services:
     store = SqlLoyaltyStore(engine)
-    upstreams = build_upstreams(settings, http)
     cache: CacheStore = RedisCacheStore(redis) if redis is not None else MemoryCacheStore()
     stale = settings.cache_stale_ttl
     cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
@@ -322,14 +325,26 @@ class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
     cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
     answer is `Cache-Control: private, no-store` unless it is a public one. A WebSocket
-    connection gets a deadline: it is closed (4401) when its token expires."""
+    connection gets a deadline: it is closed (4401) when its token expires.
+
+    An HTTP request runs under the upstream deadline (`PATRON_REQUEST_DEADLINE`, from its
+    arrival): all the upstream work it causes fits in it, so a slow upstream costs its own
+    fields, not the answer. A WebSocket does not: its subscriptions live for hours.
+    """
 
     def __init__(self, graphql: PatronGraphQL) -> None:
         self.graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
+        if scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
+        gateway: Gateway = scope["app"].state.gateway
+        with upstream_deadline(gateway.settings.request_deadline):
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
