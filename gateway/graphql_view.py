@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -101,8 +101,14 @@ class PatronGraphQL(GraphQL[Context, None]):
         return protocol.request_data(protocol.json_body(body, self.decode_json))
 
     async def read_body(self, request: AsyncHTTPRequestAdapter) -> bytes:
-        """The raw body of a POST (one place to bound its size)."""
-        return await request.get_body()
+        """The raw body of a POST (one place to bound its size). A client gone before its
+        body was complete gets a 400 it will not read, instead of a 500 in the log."""
+        try:
+            return await request.get_body()
+        except ClientDisconnect as exc:
+            raise protocol.Refusal(
+                400, protocol.BAD_REQUEST, "the client left before the body was complete"
+            ) from exc
 
     async def execute_single(
         self,
