@@ -326,7 +326,7 @@ def operation_refusal(operation_type: OperationType, method: str) -> Refusal:
 def unresolved_operation(operation_name: str | None) -> PreExecutionError:
     """The request error of a document whose operation cannot be chosen."""
     message = (
-        f"Unknown operation named {operation_name!r}."
+        f"Unknown operation named '{operation_name}'."
         if operation_name is not None
         else "The document has no operation to run."
     )
