@@ -206,6 +206,30 @@ async def test_an_unexpected_error_is_masked_with_the_request_id_the_log_carries
     assert [getattr(r, "request_id", None) for r in logged] == ["req-42"]
 
 
+async def test_an_extensions_own_failure_is_masked_too(
+    prod: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception in a schema extension ends the operation outside strawberry's masking:
+    the view masks it (same code, same request id)."""
+
+    def on_execute(self: Any) -> Any:
+        raise RuntimeError("secret internals of an extension")
+        yield  # a generator, as strawberry's hooks are
+
+    monkeypatch.setattr("gateway.cache_control.PublicQueryCacheControl.on_execute", on_execute)
+    response = await prod.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-Id": "req-ext"}
+    )
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Internal error",
+                "extensions": {"code": "INTERNAL_ERROR", "requestId": "req-ext"},
+            }
+        ]
+    }
+
+
 async def test_dev_shows_the_error(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
     _boom(monkeypatch)
     async with gateway("dev") as dev:
