@@ -6,18 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     ParserCache,
     SchemaExtension,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.masking import MaskUnexpectedErrors
+from gateway.suggestions import HideSuggestions
 from gateway.validation_cache import ValidationCacheByText, ValidationResults
-from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
+from loyalty.errors import StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -57,12 +57,6 @@ class ErrorCodes(SchemaExtension):
             error.extensions = extensions
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    """Mask unexpected errors only: those we raise on purpose carry an extensions.code."""
-    original = error.original_error
-    return not (original is None or isinstance(original, PatronError | GraphQLError))
-
-
 def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
     """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
     validated = ValidationResults(maxsize=256)
@@ -75,9 +69,8 @@ def build_schema(*, production: bool = False, public_max_age: int = 60) -> straw
     ]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-        extensions.append(
-            lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
-        )
+        extensions.append(HideSuggestions)
+        extensions.append(MaskUnexpectedErrors)
     return strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
