@@ -40,11 +40,13 @@ from gateway.auth import AuthError, Identity, TokenVerifier
 from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
 from gateway.cms_webhook import cms_webhook
+from gateway.cors import cors_middleware
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
 from gateway.jwks import JwksCache
 from gateway.rate_limit import RateLimit
+from gateway.request_id import REQUEST_ID_HEADER, RequestIds
 from gateway.request_size import RequestSize
 from gateway.schema import build_schema
 from gateway.settings import Settings
@@ -126,7 +128,12 @@ def create_app(
         limits=settings.operation_limits,
         trust=trust,
     )
-    graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
+    graphql = PatronGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.is_dev else None,
+        allowed_origins=settings.cors_origins,  # WebSocket handshakes from those origins
+        mask_errors=not settings.is_dev,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -187,7 +194,7 @@ def create_app(
 
     endpoint = GraphQLEndpoint(graphql)
     routes: list[Route | WebSocketRoute | Mount] = [
-        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        Route("/graphql", endpoint),  # every method: the view answers 405 as GraphQL does
         WebSocketRoute("/graphql", endpoint),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -200,7 +207,11 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(DatabaseOutages)],
+        middleware=[
+            Middleware(RequestIds),
+            *cors_middleware(settings.cors_origins, settings.cors_max_age),
+            Middleware(DatabaseOutages),
+        ],
         exception_handlers={Exception: server_error},
     )
     app.state.settings = settings
@@ -438,11 +449,22 @@ def is_outage_or_unavailable(exc: BaseException) -> bool:
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
-    """Any other failure outside GraphQL: a 500 with a JSON body and no traceback (the
-    traceback goes to the log)."""
-    return JSONResponse(
-        {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}, status_code=500
-    )
+    """Any other failure: a 500 with a JSON body, the request id and no traceback (the
+    traceback goes to the log, with the same request id). On `/graphql` the body is a
+    GraphQL response."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    error: dict[str, Any] = {"code": "INTERNAL_ERROR", "message": "internal error"}
+    if request_id:
+        error["requestId"] = request_id
+    if request.url.path == "/graphql":
+        code, message = error.pop("code"), error.pop("message")
+        body: dict[str, Any] = {
+            "errors": [{"message": message, "extensions": {"code": code, **error}}]
+        }
+    else:
+        body = {"error": error}
+    return JSONResponse(body, status_code=500, headers=headers)
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -167,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     from gateway.app import create_app
+    from gateway.logs import log_config
 
     create_app(settings)  # validate the program and settings before forking workers
     if settings.demo:
@@ -178,6 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=log_config(),  # every line with its request id
         proxy_headers=True,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )

@@ -5,13 +5,16 @@
   is never read). A body within the limit is handed on to strawberry as it was read;
 - a query string over `PATRON_MAX_QUERY_STRING_BYTES` (8 KiB: what proxies and CDNs pass)
   is 414 `URI_TOO_LONG`. A GET carries its document there; a longer one is a POST.
+
+A client that leaves before its body is complete gets a 400 `BAD_REQUEST` it will not read
+(not an exception in the log).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
@@ -20,6 +23,7 @@ from gateway.request_body import read_limited_body, replaying
 
 __all__ = ["PAYLOAD_TOO_LARGE", "URI_TOO_LONG", "RequestSize"]
 
+BAD_REQUEST = "BAD_REQUEST"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 URI_TOO_LONG = "URI_TOO_LONG"
 
@@ -36,7 +40,11 @@ class RequestSize:
             return self._uri_too_long(), receive
         if scope["method"] != "POST":
             return None, receive
-        body = await read_limited_body(Request(scope, receive), self.max_body_bytes)
+        try:
+            body = await read_limited_body(Request(scope, receive), self.max_body_bytes)
+        except ClientDisconnect:
+            left = "the client left before the body was complete"
+            return graphql_refusal(400, BAD_REQUEST, left), receive
         if body is None:
             return self._too_large(), receive
         return None, replaying(body, receive)

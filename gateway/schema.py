@@ -6,20 +6,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     SchemaExtension,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
 from gateway.limits import OperationLimits, limit_extensions
+from gateway.masking import MaskUnexpectedErrors
+from gateway.suggestions import HideSuggestions
 from gateway.trusted_documents.enforcement import TrustedDocumentsOnly
 from gateway.trusted_documents.policy import TrustPolicy
 from gateway.validation_cache import ValidationCacheByText, ValidationResults
-from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
+from loyalty.errors import StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -59,12 +59,6 @@ class ErrorCodes(SchemaExtension):
             error.extensions = extensions
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    """Mask unexpected errors only: those we raise on purpose carry an extensions.code."""
-    original = error.original_error
-    return not (original is None or isinstance(original, PatronError | GraphQLError))
-
-
 def build_schema(
     *,
     production: bool = False,
@@ -90,9 +84,8 @@ def build_schema(
     ]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-        extensions.append(
-            lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
-        )
+        extensions.append(HideSuggestions)
+        extensions.append(MaskUnexpectedErrors)
     return strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters.http import UpstreamPolicy
+from gateway.cors import normalized_origin
 from gateway.jwt_algorithms import HMAC_MIN_SECRET_BYTES, accepted_algorithms
 from gateway.limits import OperationLimits
 from gateway.rate_limit import RateLimitPolicy
@@ -172,6 +173,12 @@ class Settings(BaseSettings):
     # Seconds a document registered by hash (APQ) is kept; 0: no registration.
     apq_ttl: float = Field(default=86400.0, ge=0)
 
+    # Browsers on these origins may call the gateway (CORS, and WebSocket handshakes):
+    # comma-separated `scheme://host[:port]`. Empty: no CORS headers at all (gateway.cors).
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Seconds a browser may cache a CORS preflight answer.
+    cors_max_age: int = Field(default=600, ge=0, le=86400)
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True
@@ -191,6 +198,18 @@ class Settings(BaseSettings):
     def _split_algorithms(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [origin for origin in value.split(",") if origin.strip()]
+        if isinstance(value, list | tuple):
+            try:
+                return tuple(dict.fromkeys(normalized_origin(str(origin)) for origin in value))
+            except ValueError as exc:
+                raise ValueError(f"PATRON_CORS_ORIGINS: {exc}") from exc
         return value
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from resolvers.money import Money
 from resolvers.node import Node, from_global_id, local_id
 from resolvers.points import PageInfo, PointsTransaction
 from resolvers.privacy import member_export
+from resolvers.selections import selects
 from resolvers.staff import (
     CustomerSpend,
     MemberConnection,
@@ -67,7 +68,12 @@ class Query:
             raise unauthenticated()
         if Role.MEMBER not in viewer.roles:
             return None
-        member = await info.context.loaders.member_by_commerce_id.load(viewer.sub)
+        loaders = info.context.loaders
+        if selects(info, "cart"):
+            # The cart is keyed by the token's subject (the member's commerce id): ask
+            # commerce now, while the database finds the member, not after it.
+            loaders.cart_by_customer_id.prefetch(viewer.sub)
+        member = await loaders.member_by_commerce_id.load(viewer.sub)
         return Member.of(member) if member else None
 
     @strawberry.field(

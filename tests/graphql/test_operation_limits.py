@@ -25,11 +25,12 @@ def upstream_calls(h: Harness) -> int:
 
 
 async def refused(h: Harness, query: str, tok: str | None, **kwargs: Any) -> list[dict[str, Any]]:
-    """The errors of a refused operation, having checked that nothing ran."""
+    """The errors of a refused operation, having checked that nothing ran: a request error
+    (no `data` entry; 200 under application/json)."""
     h.sql.reset()
     h.fakes.reset_requests()
     body = await h.gql(query, token=tok, **kwargs)
-    assert body["data"] is None, body
+    assert "data" not in body, body
     assert (h.sql.count, upstream_calls(h)) == (0, 0)
     errors: list[dict[str, Any]] = body["errors"]
     return errors
@@ -68,6 +69,21 @@ async def test_the_issue_example_is_refused_with_its_cost_before_it_runs(
             "extensions": {"code": "COST_LIMIT_EXCEEDED", "cost": 102002, "maxCost": 5000},
         }
     ]
+
+
+async def test_under_graphql_response_json_a_refusal_is_a_400(
+    harness: Harness, associate_token: str
+) -> None:
+    response = await harness.client.post(
+        "/graphql",
+        json={"query": ISSUE_EXAMPLE},
+        headers={
+            "Authorization": f"Bearer {associate_token}",
+            "Accept": "application/graphql-response+json",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
 
 
 async def test_a_page_size_given_in_a_variable_is_costed(
@@ -178,10 +194,10 @@ async def test_tokens_over_the_limit(tight: Harness, member: str) -> None:
     errors = await refused(tight, query, member)
     assert errors[0]["message"] == "the document has more than 100 tokens"
     assert errors[0]["extensions"] == {"code": "TOKEN_LIMIT_EXCEEDED", "maxTokens": 100}
-    # A plain syntax error keeps graphql-core's message.
+    # A plain syntax error keeps graphql-core's message and the protocol's code.
     errors = await refused(tight, "{ me { id ", member)
     assert errors[0]["message"] == "Syntax Error: Expected Name, found <EOF>."
-    assert "extensions" not in errors[0]
+    assert errors[0]["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
 
 
 async def test_introspection_runs_under_the_limits_and_its_nesting_is_bounded(

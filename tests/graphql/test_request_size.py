@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
+from gateway.request_size import RequestSize
 from gateway.settings import Settings
 from tests.conftest import Harness
 
@@ -82,5 +83,30 @@ async def test_a_long_query_string_is_414(harness: Harness) -> None:
             }
         ]
     }
-    ok = await harness.client.get("/graphql", params={"query": PROGRAM})
+    ok = await harness.client.get(
+        "/graphql", params={"query": PROGRAM}, headers={"X-Patron-CSRF": "1"}
+    )
     assert ok.json() == {"data": {"program": {"key": "club-harry"}}}
+
+
+async def test_a_client_that_leaves_mid_body_gets_a_400_not_an_exception() -> None:
+    """What the ASGI server sends when the client goes before its body is complete."""
+    messages = [
+        {"type": "http.request", "body": b'{"query"', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    scope = {"type": "http", "method": "POST", "query_string": b"", "headers": []}
+    refusal, _ = await RequestSize(65536, 8192).bound(scope, receive)
+    assert refusal is not None and refusal.status_code == 400
+    assert orjson.loads(refusal.body) == {
+        "errors": [
+            {
+                "message": "the client left before the body was complete",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }

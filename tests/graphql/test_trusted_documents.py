@@ -35,13 +35,11 @@ MEMBER, STAFF, SERVICE = (
     token("pos-1", "service"),
 )
 NOT_FOUND = {
-    "data": None,
     "errors": [
         {"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}
     ],
 }
 NOT_TRUSTED = {
-    "data": None,
     "errors": [
         {
             "message": "this gateway runs only its apps' trusted documents: send one by documentId",
@@ -61,7 +59,8 @@ async def post(h: Harness, payload: dict[str, Any], tok: str | None = None) -> h
 
 
 async def get(h: Harness, params: dict[str, str], **headers: str) -> httpx.Response:
-    return await h.client.get("/graphql", params=params, headers=headers)
+    """A GET, with the header that shows it is no cross-site request (gateway.csrf)."""
+    return await h.client.get("/graphql", params=params, headers={"X-Patron-CSRF": "1", **headers})
 
 
 def answered(response: httpx.Response) -> tuple[int, dict[str, Any]]:
@@ -126,7 +125,6 @@ async def test_a_registration_whose_hash_is_wrong_is_400(harness: Harness) -> No
     assert await nothing_ran(harness, wrong) == (
         400,
         {
-            "data": None,
             "errors": [
                 {
                     "message": "the query's SHA-256 is not sha256Hash",
@@ -143,7 +141,6 @@ async def test_a_malformed_document_id_is_400(harness: Harness) -> None:
     assert answered(bad) == (
         400,
         {
-            "data": None,
             "errors": [
                 {
                     "message": 'documentId must be "sha256:" and 64 lowercase hexadecimal digits',
@@ -235,7 +232,7 @@ async def test_trusted_only_over_websocket_too(trusted: Harness) -> None:
         await client.subscribe("2", PROGRAM)
         allowed = await client.receive()
     # A subscription refused at execution is a `next` with the error (then `complete`).
-    assert refused == {"id": "1", "type": "next", "payload": NOT_TRUSTED}
+    assert refused == {"id": "1", "type": "next", "payload": {"data": None, **NOT_TRUSTED}}
     assert allowed["id"] == "2" and allowed["payload"]["data"]["program"]["key"] == "club-harry"
     assert member_id
 
