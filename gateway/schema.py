@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -17,6 +17,7 @@ from strawberry.extensions import (
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -63,8 +64,11 @@ def _should_mask(error: GraphQLError) -> bool:
     return not (original is None or isinstance(original, PatronError | GraphQLError))
 
 
-def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
-    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
+def build_schema(
+    *, production: bool = False, public_max_age: int = 60, federation: bool = False
+) -> strawberry.Schema:
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`).
+    `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`)."""
     extensions: list[Any] = [
         SoftErrors,
         ErrorCodes,
@@ -73,14 +77,24 @@ def build_schema(*, production: bool = False, public_max_age: int = 60) -> straw
         lambda: ValidationCache(maxsize=256),
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        rules: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
+        if federation:
+            rules.append(NoSubgraphSchemaRule)
+        extensions.append(lambda: AddValidationRules(rules))
         extensions.append(
             lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
         )
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
-    )
+    with SCHEMA_BUILD_LOCK:
+        if federation:
+            return FederatedSchema(
+                mutation=Mutation, subscription=Subscription, extensions=extensions
+            )
+        return strawberry.Schema(
+            query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        )
 
 
-def schema_sdl() -> str:
-    return build_schema().as_str() + "\n"
+def schema_sdl(*, federation: bool = False) -> str:
+    """The SDL of `schema.graphql` or, federated, of `schema.federation.graphql`."""
+    with SCHEMA_BUILD_LOCK:
+        return build_schema(federation=federation).as_str() + "\n"

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # `Cache-Control: public, max-age=N` on anonymous queries of public fields (`program`).
     public_max_age: int = Field(default=60, ge=0)
 
+    # Also an Apollo Federation 2 subgraph (`_service`, `_entities`; `Member` an entity keyed
+    # by `id` and by `externalIds { commerceCustomerId }`): see gateway/federation.py.
+    federation: bool = False
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True
