@@ -19,7 +19,7 @@ Hive advise for production; `_entities` is served as always.
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, cast
 
@@ -63,9 +63,15 @@ def _member_keys() -> Iterator[None]:
 class FederatedSchema(strawberry.federation.Schema):
     """Patron's schema as a Federation 2 subgraph. Build it with `SCHEMA_BUILD_LOCK` held."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, mutation: type, subscription: type, extensions: Sequence[Any]) -> None:
         with _member_keys():
-            super().__init__(query=FederatedQuery, federation_version=FEDERATION_VERSION, **kwargs)
+            super().__init__(
+                query=FederatedQuery,
+                mutation=mutation,
+                subscription=subscription,
+                extensions=extensions,
+                federation_version=FEDERATION_VERSION,
+            )
             self._sdl = print_schema(self)
 
     def as_str(self) -> str:
@@ -73,6 +79,9 @@ class FederatedSchema(strawberry.federation.Schema):
 
     __str__ = as_str
 
+    # strawberry's resolver would call a `resolve_reference` per representation and fail the
+    # whole field on an unknown __typename; this one validates each representation and
+    # resolves them concurrently, so that the loaders batch them (async: hence the ignore).
     async def entities_resolver(  # type: ignore[override]
         self, info: Info[Any, Any], representations: list[FederationAny]
     ) -> list[FederationAny]:
