@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test check schema compose bench install migrate serve clean
 
@@ -13,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The benchmarks' extras (matplotlib for the chart), on top of the dev install.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 ## make demo: venv, install, migrate, start with demo data; prints tokens and the GraphiQL URL
 demo: $(STAMP)
@@ -38,8 +44,8 @@ schema: $(STAMP)
 compose: $(STAMP)
 	$(BIN)/patron export-schema --federation | node tests/federation/compose.mjs -
 
-## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL)
-bench: $(STAMP)
+## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 10 min)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.member_view
 

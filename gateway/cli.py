@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     fakes.add_argument("--host", default="127.0.0.1")
     fakes.add_argument("--port", type=int, default=9100)
     fakes.add_argument("--latency-ms", type=float, default=0.0, help="per upstream request")
+    for upstream in ("commerce", "cms", "cdp"):
+        fakes.add_argument(
+            f"--{upstream}-latency-ms",
+            type=float,
+            default=None,
+            help=f"per {upstream} request (default: --latency-ms)",
+        )
     fakes.set_defaults(run=_fakes)
     return parser
 
@@ -292,12 +299,19 @@ def _fakes(args: argparse.Namespace) -> int:
 
     fakes = Fakes()
     seed_fakes(fakes)
-    latency = args.latency_ms / 1000
-    fakes.commerce.latency = latency
-    fakes.cms.latency = latency
-    fakes.cdp.latency = latency
+    fakes.set_latency(**fake_latencies(args))
     uvicorn.run(fakes.app(), host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def fake_latencies(args: argparse.Namespace) -> dict[str, float]:
+    """Seconds of delay per upstream from `patron fakes`'s flags: `--<upstream>-latency-ms`
+    where given, else `--latency-ms`."""
+    latencies: dict[str, float] = {}
+    for upstream in ("commerce", "cms", "cdp"):
+        given = getattr(args, f"{upstream}_latency_ms")
+        latencies[upstream] = (args.latency_ms if given is None else given) / 1000
+    return latencies
 
 
 def _redacted(url: str) -> str:

@@ -13,11 +13,11 @@ from strawberry.extensions import (
     MaskErrors,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
 from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
+from gateway.validation_cache import ValidationCacheByText, ValidationResults
 from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
@@ -69,12 +69,13 @@ def build_schema(
 ) -> strawberry.Schema:
     """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`).
     `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`)."""
+    validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ValidationCacheByText(validated),
     ]
     if production:
         rules: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
