@@ -108,7 +108,11 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
-    schema = build_schema(production=not settings.is_dev, public_max_age=settings.public_max_age)
+    schema = build_schema(
+        production=not settings.is_dev,
+        public_max_age=settings.public_max_age,
+        federation=settings.federation,
+    )
     graphql = PatronGraphQL(
         schema,
         graphql_ide="graphiql" if settings.is_dev else None,

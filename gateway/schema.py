@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     ParserCache,
@@ -14,6 +14,7 @@ from strawberry.extensions import (
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
 from gateway.masking import MaskUnexpectedErrors
 from gateway.suggestions import HideSuggestions
 from gateway.validation_cache import ValidationCacheByText, ValidationResults
@@ -57,8 +58,11 @@ class ErrorCodes(SchemaExtension):
             error.extensions = extensions
 
 
-def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
-    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
+def build_schema(
+    *, production: bool = False, public_max_age: int = 60, federation: bool = False
+) -> strawberry.Schema:
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`).
+    `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`)."""
     validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
         SoftErrors,
@@ -68,13 +72,23 @@ def build_schema(*, production: bool = False, public_max_age: int = 60) -> straw
         lambda: ValidationCacheByText(validated),
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        rules: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
+        if federation:
+            rules.append(NoSubgraphSchemaRule)
+        extensions.append(lambda: AddValidationRules(rules))
         extensions.append(HideSuggestions)
         extensions.append(MaskUnexpectedErrors)
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
-    )
+    with SCHEMA_BUILD_LOCK:
+        if federation:
+            return FederatedSchema(
+                mutation=Mutation, subscription=Subscription, extensions=extensions
+            )
+        return strawberry.Schema(
+            query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        )
 
 
-def schema_sdl() -> str:
-    return build_schema().as_str() + "\n"
+def schema_sdl(*, federation: bool = False) -> str:
+    """The SDL of `schema.graphql` or, federated, of `schema.federation.graphql`."""
+    with SCHEMA_BUILD_LOCK:
+        return build_schema(federation=federation).as_str() + "\n"
