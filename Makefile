@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test check schema documents bench install migrate serve clean
+.PHONY: demo test check schema documents compose bench install migrate serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,15 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## make schema: regenerate schema.graphql from the code
+## make schema: regenerate schema.graphql and schema.federation.graphql from the code
 schema: $(STAMP)
 	$(BIN)/patron export-schema -o schema.graphql
+	$(BIN)/patron export-schema --federation -o schema.federation.graphql
+
+## make compose: compose the federated schema with the Node subgraphs of tests/federation
+## (needs `npm ci` there); fails on any composition error
+compose: $(STAMP)
+	$(BIN)/patron export-schema --federation | node tests/federation/compose.mjs -
 
 ## make documents: regenerate examples/manifest.json from examples/*/*.graphql
 documents: $(STAMP)

@@ -125,6 +125,7 @@ def create_app(
     schema = build_schema(
         production=not settings.is_dev,
         public_max_age=settings.public_max_age,
+        federation=settings.federation,
         limits=settings.operation_limits,
         trust=trust,
     )

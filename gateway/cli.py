@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("-o", "--output", type=Path, help="write to this file instead")
+    export.add_argument(
+        "--federation",
+        action="store_true",
+        help="the Apollo Federation 2 subgraph schema (as with PATRON_FEDERATION=true)",
+    )
     export.set_defaults(run=_export_schema)
 
     token = commands.add_parser(
@@ -241,7 +246,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _export_schema(args: argparse.Namespace) -> int:
     from gateway.schema import schema_sdl
 
-    sdl = schema_sdl()
+    sdl = schema_sdl(federation=args.federation)
     if args.output:
         args.output.write_text(sdl, encoding="utf-8")
     else:

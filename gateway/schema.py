@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     SchemaExtension,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
 from gateway.limits import OperationLimits, limit_extensions
 from gateway.masking import MaskUnexpectedErrors
 from gateway.suggestions import HideSuggestions
@@ -63,10 +64,12 @@ def build_schema(
     *,
     production: bool = False,
     public_max_age: int = 60,
+    federation: bool = False,
     limits: OperationLimits | None = None,
     trust: TrustPolicy | None = None,
 ) -> strawberry.Schema:
-    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`);
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`).
+    `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`).
     `limits`: the operation limits (`gateway.limits`; they also parse, with a cache);
     `trust`: who may run which document (`gateway.trusted_documents`)."""
     # The guards first: a refusal ends the operation before any other extension has begun.
@@ -83,13 +86,23 @@ def build_schema(
         lambda: ValidationCacheByText(validated),
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        rules: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
+        if federation:
+            rules.append(NoSubgraphSchemaRule)
+        extensions.append(lambda: AddValidationRules(rules))
         extensions.append(HideSuggestions)
         extensions.append(MaskUnexpectedErrors)
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
-    )
+    with SCHEMA_BUILD_LOCK:
+        if federation:
+            return FederatedSchema(
+                mutation=Mutation, subscription=Subscription, extensions=extensions
+            )
+        return strawberry.Schema(
+            query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        )
 
 
-def schema_sdl() -> str:
-    return build_schema().as_str() + "\n"
+def schema_sdl(*, federation: bool = False) -> str:
+    """The SDL of `schema.graphql` or, federated, of `schema.federation.graphql`."""
+    with SCHEMA_BUILD_LOCK:
+        return build_schema(federation=federation).as_str() + "\n"

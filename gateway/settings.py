@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     # Seconds a browser may cache a CORS preflight answer.
     cors_max_age: int = Field(default=600, ge=0, le=86400)
 
+    # Also an Apollo Federation 2 subgraph (`_service`, `_entities`; `Member` an entity keyed
+    # by `id` and by `externalIds { commerceCustomerId }`): see gateway/federation.py.
+    federation: bool = False
+
     # The outbox relay (CDP events queued by mutations): off, it leaves the rows queued (a
     # test drains them by hand; another replica may send them).
     outbox_relay: bool = True

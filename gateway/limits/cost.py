@@ -9,6 +9,8 @@
   10, `members` 20). A list (`orders(first: 5)`, `topCustomers`) multiplies the cost of
   its subtree by `first`; a connection (`members`, `transactions`) multiplies the subtree
   of its `edges` by `first`, while its `pageInfo` and `totalCount` count once.
+- Federation's `_entities(representations:)` returns one item per representation: its
+  subtree is multiplied by their number.
 - Any other list of objects multiplies its subtree by its bound in `LIST_SIZES` (the most
   items it holds in practice), else `DEFAULT_LIST_SIZE`. A list of scalars is one field.
 - Fragments and inline fragments add their fields where they are spread. The fragments of
@@ -39,6 +41,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     SelectionSetNode,
     VariableNode,
     get_named_type,
@@ -49,6 +52,7 @@ from graphql.utilities import get_operation_ast
 __all__ = ["DEFAULT_LIST_SIZE", "LIST_SIZES", "PAGE_ARGUMENT", "operation_cost"]
 
 PAGE_ARGUMENT = "first"
+ITEMS_ARGUMENT = "representations"  # federation's _entities: one item per representation
 # The lists of objects without a `first` argument, by `Type.field`: the most items one
 # holds in practice. A test fails when a new list is not sized here.
 LIST_SIZES: Mapping[str, int] = {
@@ -142,6 +146,8 @@ class _CostWalk:
             return 1
         returns = get_named_type(definition.type)
         page = self.page_size(node, definition)
+        if page is None:
+            page = self.items(node, definition)
         if page is not None and _is_connection(returns):
             return 1 + self.selection_set(node.selection_set, returns, edges_page=page)
         children = self.selection_set(node.selection_set, returns, edges_page=None)
@@ -170,6 +176,21 @@ class _CostWalk:
         if not isinstance(value, int) or isinstance(value, bool):
             return DEFAULT_LIST_SIZE  # execution refuses it; cost what it would have been
         return max(0, value)
+
+    def items(self, node: FieldNode, definition: GraphQLField) -> int | None:
+        """How many items a list argument asks for (`_entities(representations:)`); None
+        for a field without it."""
+        if ITEMS_ARGUMENT not in definition.args:
+            return None
+        for given in node.arguments or ():
+            if given.name.value != ITEMS_ARGUMENT:
+                continue
+            if isinstance(given.value, ListValueNode):
+                return len(given.value.values)
+            if isinstance(given.value, VariableNode):
+                value = self.variables.get(given.value.name.value)
+                return len(value) if isinstance(value, list) else 1  # a single value: one
+        return 0
 
 
 def _field_of(parent: GraphQLNamedType, name: str) -> GraphQLField | None:

@@ -59,6 +59,18 @@ def test_export_schema_writes_a_file(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == schema_sdl()
 
 
+def test_export_schema_federation_writes_the_subgraph_schema(tmp_path: Path) -> None:
+    out = tmp_path / "schema.federation.graphql"
+    done = patron("export-schema", "--federation", "-o", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert out.read_text(encoding="utf-8") == schema_sdl(federation=True)
+    assert schema_sdl(federation=True) != schema_sdl()
+    assert out.read_text(encoding="utf-8") == (REPO_ROOT / "schema.federation.graphql").read_text(
+        encoding="utf-8"
+    )
+
+
 # --- token --------------------------------------------------------------------------------
 def test_token_signs_with_the_configured_secret(tmp_path: Path) -> None:
     before = int(time.time())

@@ -102,6 +102,15 @@ def test_fragments_and_inline_fragments_add_their_fields_where_they_are_spread()
     assert cost(query) == members + node == 43 + 5
 
 
+def test_federation_entities_cost_one_item_per_representation() -> None:
+    federated = build_schema(federation=True)._schema
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id points { available } } } }"
+    three = [{"__typename": "Member", "id": str(i)} for i in range(3)]
+    assert operation_cost(federated, parse(query), None, {"r": three}) == 1 + 3 * (1 + 2)
+    literal = '{ _entities(representations: [{__typename: "Member", id: "1"}]) { __typename } }'
+    assert operation_cost(federated, parse(literal)) == 1
+
+
 def test_fields_under_skip_count_too() -> None:
     assert cost("{ me { orders(first: 50) @skip(if: true) { id } } }") == 1 + 1 + 50
 
