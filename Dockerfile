@@ -39,7 +39,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/patron/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PATRON_PROGRAM=programs/club-harry.toml
+    PATRON_PROGRAM=programs/club-harry.toml \
+    PATRON_TRUSTED_DOCUMENTS=examples/manifest.json
 
 RUN groupadd --system --gid 10001 patron \
     && useradd --system --uid 10001 --gid patron --home-dir /app --shell /usr/sbin/nologin patron \
@@ -48,9 +49,11 @@ RUN groupadd --system --gid 10001 patron \
 COPY --from=build /opt/patron /opt/patron
 WORKDIR /app
 # Program definitions, read-only for the service user; /app itself is writable (a demo's SQLite).
-# PATRON_PROGRAM above is relative to /app: the default (next to the installed package) does not
-# exist in a non-editable install.
+# PATRON_PROGRAM and PATRON_TRUSTED_DOCUMENTS above are relative to /app: the defaults (next to
+# the installed package) do not exist in a non-editable install.
 COPY programs/ programs/
+# The manifest of trusted documents (the apps' operations, by hash), relative to /app too.
+COPY examples/manifest.json examples/manifest.json
 
 USER patron:patron
 EXPOSE 8000

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test check schema compose bench install migrate serve clean
+.PHONY: demo test check schema documents compose bench install migrate serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ schema: $(STAMP)
 ## (needs `npm ci` there); fails on any composition error
 compose: $(STAMP)
 	$(BIN)/patron export-schema --federation | node tests/federation/compose.mjs -
+
+## make documents: regenerate examples/manifest.json from examples/*/*.graphql
+documents: $(STAMP)
+	$(BIN)/patron trusted-documents
 
 ## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 10 min)
 bench: $(BENCH_STAMP)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +33,9 @@ from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
 from adapters.http import deadline as upstream_deadline
+from adapters.rate_limit.gcra import RateLimiter
+from adapters.rate_limit.memory import MemoryRateLimiter
+from adapters.rate_limit.redis import RedisRateLimiter
 from gateway.auth import AuthError, Identity, TokenVerifier
 from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
@@ -42,12 +45,19 @@ from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
 from gateway.jwks import JwksCache
+from gateway.rate_limit import RateLimit
 from gateway.request_id import REQUEST_ID_HEADER, RequestIds
+from gateway.request_size import RequestSize
 from gateway.schema import build_schema
 from gateway.settings import Settings
-from gateway.upstreams import UpstreamClients, build_upstreams
+from gateway.trusted_documents.manifest import ManifestError, load_manifest
+from gateway.trusted_documents.persisted import MAX_IN_PROCESS, PersistedQueries
+from gateway.trusted_documents.policy import TrustPolicy
+from gateway.trusted_documents.resolution import TrustedDocuments
+from gateway.upstreams import ConfigurationError, UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
 from gateway.ws_expiry import ConnectionDeadline
+from loyalty.access import Viewer
 from loyalty.errors import StoreUnavailable
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
@@ -81,6 +91,9 @@ class Gateway:
     http: httpx.AsyncClient
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
     upstreams: UpstreamClients  # the adapters under their caches; `breaker_states()`
+    rate_limit: RateLimit  # per identity, on /graphql (gateway.rate_limit)
+    request_size: RequestSize  # of a /graphql request (gateway.request_size)
+    documents: TrustedDocuments  # documents by hash, APQ (gateway.trusted_documents)
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """The caller behind an Authorization value: anonymous when there is none (or it is
@@ -108,10 +121,13 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
+    trust = _trust_policy(settings)  # an unreadable manifest stops the start here
     schema = build_schema(
         production=not settings.is_dev,
         public_max_age=settings.public_max_age,
         federation=settings.federation,
+        limits=settings.operation_limits,
+        trust=trust,
     )
     graphql = PatronGraphQL(
         schema,
@@ -156,6 +172,9 @@ def create_app(
                 client,
                 relay,
                 upstreams,
+                rate_limit=RateLimit(settings.rate_limit_policy, _rate_limiter(redis, clock)),
+                request_size=settings.request_size,
+                documents=TrustedDocuments(trust, _persisted_queries(settings, redis)),
             )
             if settings.outbox_relay:
                 notifier.after.append(relay.nudge)  # a commit that moved points queued events
@@ -214,6 +233,42 @@ def _redis_clients(settings: Settings) -> tuple[Redis | None, Redis | None]:
     )
     listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
     return commands, listener
+
+
+def _trust_policy(settings: Settings) -> TrustPolicy:
+    """The manifest of trusted documents, checked. Without one, documents are found by hash
+    only in the APQ store, unless trusted documents only is set: that needs it."""
+    path = settings.trusted_documents
+    if not path.exists() and not settings.trusted_documents_only:
+        log.warning("no trusted documents manifest at %s (PATRON_TRUSTED_DOCUMENTS)", path)
+        return TrustPolicy()
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as exc:
+        raise ConfigurationError(f"PATRON_TRUSTED_DOCUMENTS: {exc}") from exc
+    return TrustPolicy(manifest, settings.trusted_documents_only)
+
+
+def _persisted_queries(settings: Settings, redis: Redis | None) -> PersistedQueries | None:
+    """The APQ store: Redis (shared by the replicas) or in process; None when off."""
+    if settings.apq_ttl <= 0:
+        return None
+    store: CacheStore = (
+        RedisCacheStore(redis, prefix="patron:")
+        if redis is not None
+        else MemoryCacheStore(max_entries=MAX_IN_PROCESS)
+    )
+    return PersistedQueries(store, settings.apq_ttl)
+
+
+def _rate_limiter(redis: Redis | None, clock: Clock) -> RateLimiter:
+    """Shared by the replicas through Redis when configured, else in this process; on the
+    app's clock (tests move it)."""
+
+    def seconds() -> float:
+        return clock().timestamp()
+
+    return RedisRateLimiter(redis, seconds) if redis is not None else MemoryRateLimiter(seconds)
 
 
 def _services(
@@ -312,10 +367,16 @@ class GraphQLEndpoint:
                 # Before the upgrade is accepted: the client sees an HTTP 403.
                 await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
                 return
-            await unauthorized(str(exc))(scope, receive, send)
+            # A refused token counts against its address's quota.
+            refusal = await gateway.rate_limit.refusal(scope, None)
+            await (refusal or unauthorized(str(exc)))(scope, receive, send)
             return
         scope.setdefault("state", {})["viewer"] = identity.viewer
         if scope["type"] != "websocket":
+            refused, receive = await admit(gateway, scope, receive, identity.viewer)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
             await self.graphql(scope, receive, send)
             return
         deadline = ConnectionDeadline(receive, send)
@@ -325,6 +386,18 @@ class GraphQLEndpoint:
             await self.graphql(scope, deadline.receive, deadline.send)
         finally:
             deadline.close()
+
+
+async def admit(
+    gateway: Gateway, scope: Scope, receive: Receive, viewer: Viewer
+) -> tuple[Response | None, Receive]:
+    """An HTTP request's admission: within its caller's rate limit, then within the size
+    limits (read no further than them). The refusal, or None and the `receive` to go on with
+    (the body already read)."""
+    refused = await gateway.rate_limit.refusal(scope, viewer)
+    if refused is not None:
+        return refused, receive
+    return await gateway.request_size.bound(scope, receive)
 
 
 def unauthorized(reason: str) -> JSONResponse:

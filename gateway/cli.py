@@ -1,4 +1,4 @@
-"""`patron`: serve, migrate, export-schema, token, backfill, fakes."""
+"""`patron`: serve, migrate, export-schema, token, backfill, trusted-documents, fakes."""
 
 from __future__ import annotations
 
@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     run_job.add_argument("name", choices=sorted(JOBS))
     run_job.set_defaults(run=_jobs_run)
 
+    documents = commands.add_parser(
+        "trusted-documents",
+        help="write the manifest of trusted documents from the examples (examples/*/*.graphql)",
+    )
+    documents.add_argument("--examples", type=Path, help="the folder of .graphql examples")
+    documents.add_argument("-o", "--output", type=Path, help="the manifest (JSON) to write")
+    documents.add_argument(
+        "--check", action="store_true", help="only say whether the manifest is current (exit 1)"
+    )
+    documents.set_defaults(run=_trusted_documents)
+
     fakes = commands.add_parser("fakes", help="serve the fake upstreams (demo data) over HTTP")
     fakes.add_argument("--host", default="127.0.0.1")
     fakes.add_argument("--port", type=int, default=9100)
@@ -107,6 +118,35 @@ def _parser() -> argparse.ArgumentParser:
         )
     fakes.set_defaults(run=_fakes)
     return parser
+
+
+def _trusted_documents(args: argparse.Namespace) -> int:
+    from gateway.trusted_documents.manifest import (
+        DEFAULT_MANIFEST,
+        EXAMPLES_DIR,
+        ManifestError,
+        build_manifest,
+        manifest_text,
+    )
+
+    examples: Path = args.examples or EXAMPLES_DIR
+    output: Path = args.output or (examples / DEFAULT_MANIFEST.name)
+    try:
+        manifest = build_manifest(examples)
+    except ManifestError as exc:
+        print(f"patron: {exc}", file=sys.stderr)
+        return 2
+    text = manifest_text(manifest)
+    current = output.read_text(encoding="utf-8") if output.exists() else None
+    if args.check:
+        if current != text:
+            print(f"patron: {output} is stale: run `patron trusted-documents`", file=sys.stderr)
+            return 1
+        return 0
+    if current != text:
+        output.write_text(text, encoding="utf-8")
+    print(f"{output}: {len(manifest)} documents")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

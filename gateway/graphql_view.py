@@ -6,7 +6,11 @@ HTTP: `admit` checks the request (method, Accept, CSRF) before strawberry looks 
 queries by GET and queries and mutations by POST; `process_result` marks a request error
 (no `data`, a code on each error); `__call__` gives the answer its media type and status,
 and turns every refusal into a GraphQL error body. GraphiQL (dev) is served as strawberry
-decides: a GET without a query from a browser.
+decides: a GET without a query (nor a document id) from a browser.
+
+Documents by hash: before strawberry parses a request, `resolve_document` turns its
+parameters (`documentId`, `extensions.persistedQuery`, `query`) into the document to run,
+or refuses it (`gateway.trusted_documents.resolution`): one step, apart from the response.
 
 WebSocket authentication: browsers cannot set headers on a WebSocket upgrade, so GraphiQL
 and Apollo clients send the token in the `connection_init` payload instead. When the upgrade
@@ -19,6 +23,7 @@ asks). Either way the connection is closed with 4401 when that token expires
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -32,6 +37,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
@@ -41,6 +47,7 @@ from gateway.auth import AuthError
 from gateway.csrf import require_preflight
 from gateway.graphiql import GRAPHIQL_HEADERS, graphiql_html
 from gateway.masking import masked_errors
+from gateway.trusted_documents.resolution import DocumentParams, DocumentRefusal
 from gateway.ws_expiry import deadline_of
 from loyalty.access import Viewer
 from resolvers.context import Context
@@ -119,6 +126,7 @@ class PatronGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        request_data = await self.resolve_document(request, context, request_data)
         method = request_adapter.method
         try:
             return await self.schema.execute(
@@ -136,6 +144,28 @@ class PatronGraphQL(GraphQL[Context, None]):
             return protocol.unresolved_operation(exc.operation_name)
         except MissingQueryError as exc:
             raise protocol.missing_query() from exc
+
+    async def resolve_document(
+        self, request: Request, context: Context, request_data: GraphQLRequestData
+    ) -> GraphQLRequestData:
+        """The request with its `query` the document to run, found by hash, or the refusal
+        (`gateway.trusted_documents`): before strawberry parses anything."""
+        gateway: Gateway = request.app.state.gateway
+        params = DocumentParams(
+            request_data.query, await document_id(request), request_data.extensions
+        )
+        try:
+            query = await gateway.documents.resolve(params, context.viewer.reads_any_member)
+        except DocumentRefusal as exc:
+            raise protocol.Refusal(exc.status, exc.code, exc.message) from exc
+        if query is request_data.query:
+            return request_data
+        return dataclasses.replace(request_data, query=query)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """Not for a GET that names its document by hash (`documentId`, `extensions`)."""
+        named = any(k in request.query_params for k in ("documentId", "extensions"))
+        return not named and super().should_render_graphql_ide(request)
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -180,6 +210,15 @@ class PatronGraphQL(GraphQL[Context, None]):
         except AuthError as exc:
             raise ConnectionRejectionError({"message": str(exc)}) from exc
         return UnsetType()  # acknowledge, with no payload
+
+
+async def document_id(request: Request) -> object:
+    """The request's `documentId` (a parameter strawberry does not read): from the query
+    string of a GET, from the JSON body of a POST (already read, and a JSON object)."""
+    if request.method == "GET":
+        return request.query_params.get("documentId")
+    body = orjson.loads(await request.body())
+    return body.get("documentId") if isinstance(body, dict) else None
 
 
 def exchange_of(request: Request) -> protocol.Exchange:
@@ -241,6 +280,7 @@ def connection_authorization(params: Mapping[str, Any] | None) -> str | None:
 __all__ = [
     "PatronGraphQL",
     "connection_authorization",
+    "document_id",
     "exchange_of",
     "present",
     "refusal_response",

@@ -9,14 +9,16 @@ import strawberry
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    ParserCache,
     SchemaExtension,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
 from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
+from gateway.limits import OperationLimits, limit_extensions
 from gateway.masking import MaskUnexpectedErrors
 from gateway.suggestions import HideSuggestions
+from gateway.trusted_documents.enforcement import TrustedDocumentsOnly
+from gateway.trusted_documents.policy import TrustPolicy
 from gateway.validation_cache import ValidationCacheByText, ValidationResults
 from loyalty.errors import StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
@@ -59,16 +61,28 @@ class ErrorCodes(SchemaExtension):
 
 
 def build_schema(
-    *, production: bool = False, public_max_age: int = 60, federation: bool = False
+    *,
+    production: bool = False,
+    public_max_age: int = 60,
+    federation: bool = False,
+    limits: OperationLimits | None = None,
+    trust: TrustPolicy | None = None,
 ) -> strawberry.Schema:
     """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`).
-    `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`)."""
+    `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`).
+    `limits`: the operation limits (`gateway.limits`; they also parse, with a cache);
+    `trust`: who may run which document (`gateway.trusted_documents`)."""
+    # The guards first: a refusal ends the operation before any other extension has begun.
+    guards: list[Any] = []
+    if trust is not None and trust.trusted_only:
+        guards.append(lambda: TrustedDocumentsOnly(trust))
     validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
+        *guards,
+        *limit_extensions(limits or OperationLimits()),
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
-        lambda: ParserCache(maxsize=256),
         lambda: ValidationCacheByText(validated),
     ]
     if production:

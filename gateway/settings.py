@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from adapters.http import UpstreamPolicy
 from gateway.cors import normalized_origin
 from gateway.jwt_algorithms import HMAC_MIN_SECRET_BYTES, accepted_algorithms
+from gateway.limits import OperationLimits
+from gateway.rate_limit import RateLimitPolicy
+from gateway.request_size import RequestSize
+from gateway.trusted_documents.manifest import DEFAULT_MANIFEST
 
 # The project's own programs/ folder, wherever the gateway is started from.
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -146,6 +150,29 @@ class Settings(BaseSettings):
     # `Cache-Control: public, max-age=N` on anonymous queries of public fields (`program`).
     public_max_age: int = Field(default=60, ge=0)
 
+    # Operation limits, checked before anything executes (README, Operation limits).
+    max_tokens: int = Field(default=2000, ge=100)
+    max_depth: int = Field(default=10, ge=2)
+    max_aliases: int = Field(default=15, ge=0)
+    max_cost: int = Field(default=5000, ge=100)
+    # A POST body on /graphql (413 beyond, never read past) and a GET's query string (414).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_query_string_bytes: int = Field(default=8 * 1024, ge=256)
+
+    # Requests to /graphql per identity per period (README, Rate limits); 0: no limit.
+    rate_limit_period: float = Field(default=60.0, gt=0, le=86400)
+    rate_limit_anonymous: int = Field(default=60, ge=0)
+    rate_limit_member: int = Field(default=300, ge=0)
+    rate_limit_staff: int = Field(default=600, ge=0)
+    rate_limit_service: int = Field(default=6000, ge=0)
+
+    # Trusted documents (README, Trusted documents): the manifest of our apps' operations;
+    # only those for callers other than staff and services when `trusted_documents_only`.
+    trusted_documents: Path = DEFAULT_MANIFEST
+    trusted_documents_only: bool = False
+    # Seconds a document registered by hash (APQ) is kept; 0: no registration.
+    apq_ttl: float = Field(default=86400.0, ge=0)
+
     # Browsers on these origins may call the gateway (CORS, and WebSocket handshakes):
     # comma-separated `scheme://host[:port]`. Empty: no CORS headers at all (gateway.cors).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
@@ -221,6 +248,29 @@ class Settings(BaseSettings):
     @property
     def jwt_secret_value(self) -> str:
         return self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+
+    @property
+    def operation_limits(self) -> OperationLimits:
+        return OperationLimits(
+            max_tokens=self.max_tokens,
+            max_depth=self.max_depth,
+            max_aliases=self.max_aliases,
+            max_cost=self.max_cost,
+        )
+
+    @property
+    def request_size(self) -> RequestSize:
+        return RequestSize(self.max_body_bytes, self.max_query_string_bytes)
+
+    @property
+    def rate_limit_policy(self) -> RateLimitPolicy:
+        return RateLimitPolicy(
+            period=self.rate_limit_period,
+            anonymous=self.rate_limit_anonymous,
+            member=self.rate_limit_member,
+            staff=self.rate_limit_staff,
+            service=self.rate_limit_service,
+        )
 
     @property
     def upstream_defaults(self) -> UpstreamPolicy:

@@ -11,6 +11,8 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.request_body import read_limited_body
+
 MAX_BODY_BYTES = 1024 * 1024
 
 Verifier = Callable[[str, bytes, str | None], bool]
@@ -18,21 +20,6 @@ Verifier = Callable[[str, bytes, str | None], bool]
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
-    """The raw body, or None when it is larger than `limit` (read no further)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def verified_body(
@@ -46,7 +33,7 @@ async def verified_body(
     """The raw body when its signature verifies; otherwise the refusal to send."""
     if secret is None or not secret.get_secret_value():
         return error_response(503, "WEBHOOK_NOT_CONFIGURED", f"{setting} is not set")
-    body = await read_limited_body(request)
+    body = await read_limited_body(request, MAX_BODY_BYTES)
     if body is None:
         return error_response(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {MAX_BODY_BYTES} bytes")
     if not verify(secret.get_secret_value(), body, request.headers.get(header)):

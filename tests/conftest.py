@@ -5,6 +5,7 @@ check after every test that the ledger still balances."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -217,6 +218,16 @@ class Harness:
 
 @pytest.fixture
 async def harness(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterator[Harness]:
+    async with running(settings, fakes, clock) as h:
+        yield h
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, fakes: Fakes, clock: Clock, client_address: str = "127.0.0.1"
+) -> AsyncIterator[Harness]:
+    """The app on `settings` with its lifespan running, a client through ASGI (calling from
+    `client_address`), and its SQL counted; the ledger checked at the end."""
     http = fakes.http_client()
     app = create_app(settings, http=http, clock=clock)
     counter = SqlCounter()
@@ -231,7 +242,7 @@ async def harness(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterat
 
         event.listen(engine.sync_engine, "before_cursor_execute", count)
         event.listen(engine.sync_engine.pool, "checkout", checkout)
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(client_address, 123))
         async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
             yield Harness(app, client, fakes, clock, counter)
         await assert_ledger_balances(engine)

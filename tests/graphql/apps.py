@@ -27,6 +27,9 @@ def sqlite_settings(
     path = tmp_path / "patron.db"
     shutil.copy(template, path)
     settings = settings_for(f"sqlite+aiosqlite:///{path}", monkeypatch)
+    # These tests send many anonymous requests in a row to test the protocol, not the rate
+    # limit (tests/graphql/test_rate_limit.py): no anonymous quota unless a test sets one.
+    overrides = {"rate_limit_anonymous": 0, **overrides}
     # Validated again, as the environment would be (PATRON_CORS_ORIGINS is split and checked).
     return Settings.model_validate({**settings.model_dump(), **overrides})
 
