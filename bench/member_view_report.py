@@ -313,7 +313,9 @@ def header(results: Results) -> str:
             "--<upstream>-latency-ms`; commerce's OAuth token grant is not delayed)",
             "- Servers: the gateway is `patron serve --workers N` (uvicorn; uvloop and "
             "httptools when installed), its upstreams the fakes, no Redis (each worker caches "
-            "CMS content and CDP profiles in process), the outbox relay off; `bare` is "
+            "CMS content and CDP profiles in process), the outbox relay off, the member rate "
+            "limit raised out of reach (three demo members send every view; the limiter still "
+            "runs); `bare` is "
             "`bench/bare_app.py` under uvicorn with the same workers: the same query shape "
             "answered with constants, the framework's ceiling on this machine (strawberry as it "
             "ships: each request parses and validates the query again); `bare+caches` is the "
