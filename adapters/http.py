@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from loyalty.errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
 
@@ -258,7 +259,7 @@ class Upstream:
         )
         if not is_read:
             return await self._send(build, auth, retryable=idempotent)
-        key = _flight_key(build(), auth)
+        key = _flight_key(method, self.url(path), params, json, content, data, headers, auth)
         flight = self._in_flight.get(key)
         if flight is None or flight.done():
             # The flight runs in its own task (a copy of this context: the first caller's
@@ -390,13 +391,44 @@ class Upstream:
         return UpstreamUnavailable(self.name, f"unexpected HTTP {response.status_code}")
 
 
-def _flight_key(request: httpx.Request, auth: httpx.Auth | tuple[str, str] | None) -> Hashable:
-    """What makes two reads the same: method, full URL with its query, every header (the
+def _flight_key(
+    method: str,
+    url: str,
+    params: Mapping[str, Any] | None,
+    json: Any,
+    content: bytes | None,
+    data: Mapping[str, str] | None,
+    headers: Mapping[str, str] | None,
+    auth: httpx.Auth | tuple[str, str] | None,
+) -> Hashable:
+    """What makes two reads the same: method, URL and query parameters, every header (the
     Authorization among them), the body and the auth credentials. An `httpx.Auth` object
-    counts by identity, so reads with different credentials never share."""
+    counts by identity, so reads with different credentials never share. Made from the
+    parts, not from a built `httpx.Request`: building one parses and quotes the URL
+    character by character, which the attempt does anyway."""
     credentials: Hashable = auth if auth is None or isinstance(auth, tuple) else id(auth)
-    headers = tuple(sorted((k.lower(), v) for k, v in request.headers.multi_items()))
-    return (request.method, str(request.url), headers, request.content, credentials)
+    body = (
+        orjson.dumps(json, option=orjson.OPT_SORT_KEYS, default=str)
+        if json is not None
+        else content
+    )
+    return (
+        method.upper(),
+        url,
+        _frozen(params),
+        body,
+        _frozen(data),
+        _frozen({k.lower(): v for k, v in headers.items()} if headers else None),
+        credentials,
+    )
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Hashable:
+    if not mapping:
+        return None
+    return tuple(
+        sorted((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in mapping.items())
+    )
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
