@@ -92,3 +92,16 @@ async def test_a_failed_prefetch_for_a_token_that_is_no_member_is_silent(
     assert timeline == ["members read"]  # the carts call failed before sending anything
     gc.collect()
     assert "never retrieved" not in caplog.text
+
+
+async def test_a_cart_inside_an_inline_fragment_is_prefetched_once(
+    harness: Harness, timeline: list[str]
+) -> None:
+    h = harness
+    await enroll(h, "cust-1")
+    query = "{ me { ... on Member { cart { id } ...Again } } } fragment Again on Member { cart { id } }"
+    await h.gql(query, token=token("cust-1", "member"))  # commerce's OAuth token
+    timeline.clear()
+    body = await h.gql(query, token=token("cust-1", "member"))
+    assert body == {"data": {"me": {"cart": None}}}
+    assert timeline == ["commerce carts sent", "members read"]
