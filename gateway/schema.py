@@ -14,7 +14,9 @@ from strawberry.extensions import (
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.error_logging import LoggedErrors
 from gateway.masking import MaskUnexpectedErrors
+from gateway.observed_operations import ObservedOperation
 from gateway.suggestions import HideSuggestions
 from gateway.validation_cache import ValidationCacheByText, ValidationResults
 from loyalty.errors import StoreUnavailable, UpstreamError
@@ -57,10 +59,15 @@ class ErrorCodes(SchemaExtension):
             error.extensions = extensions
 
 
+class PatronSchema(LoggedErrors, strawberry.Schema):
+    """strawberry's schema with Patron's error log (`gateway.error_logging`)."""
+
+
 def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
     """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
     validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
+        ObservedOperation,  # operation name, type and outcome for the metrics and the span
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
@@ -71,7 +78,7 @@ def build_schema(*, production: bool = False, public_max_age: int = 60) -> straw
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         extensions.append(HideSuggestions)
         extensions.append(MaskUnexpectedErrors)
-    return strawberry.Schema(
+    return PatronSchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
 
