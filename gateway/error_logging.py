@@ -54,16 +54,17 @@ def log_graphql_error(error: GraphQLError) -> None:
     where = ".".join(str(p) for p in error.path) if error.path else None
     if isinstance(original, UpstreamError | StoreUnavailable):
         log.warning("GraphQL error %s at %s: %s", original.code, where, original)
-        return
-    if isinstance(original, GraphQLError | PatronError):
+    elif error.path is None and (
+        original is None or isinstance(original, GraphQLError) or error.nodes
+    ):
+        # The request itself (parse, validation, variables) or a value in it that a scalar
+        # refused: the client's mistake, located in the document, not at a field.
+        log.info("GraphQL request error: %s", client_message(error.message))
+    elif isinstance(original, GraphQLError | PatronError):
         code = _code(error) or _code(original) or type(original).__name__
         log.info("GraphQL error %s at %s: %s", code, where, _short(error.message))
-        return
-    if original is None or (error.path is None and error.nodes):
-        # The request itself (or a value in it a scalar refused): the client's mistake.
-        log.info("GraphQL request error: %s", client_message(error.message))
-        return
-    log.error("unexpected error at %s", where, exc_info=original)
+    else:
+        log.error("unexpected error at %s", where, exc_info=original)
 
 
 def client_message(message: str) -> str:
