@@ -23,6 +23,11 @@ Every adapter talks to its vendor through an `Upstream`: the shared `httpx.Async
 
 Transport failures, timeouts and 5xx become `loyalty.errors.UpstreamError`s; other 4xx
 replies are returned for the adapter to interpret (404 is "not found", not a failure).
+
+Telemetry: an `UpstreamTelemetry` given to an `Upstream` is told each call (a shared read
+once): each attempt before it is sent, each reply's status, and the outcome (the gateway
+counts them and, when tracing, makes the call's span and sends its `traceparent`). A
+breaker's `on_change` is told its new state (the gateway's gauge).
 """
 
 from __future__ import annotations

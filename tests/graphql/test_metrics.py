@@ -12,6 +12,7 @@ import pytest
 
 from adapters.db.store import SqlReader
 from gateway.demo import Fakes
+from gateway.metrics import Metrics
 from gateway.observed_requests import ObservedOutcome, OperationNames, RequestObservation
 from gateway.settings import Settings
 from gateway.webhooks import sign
@@ -19,7 +20,7 @@ from loyalty.errors import StoreUnavailable
 from tests.conftest import TEST_WEBHOOK_SECRET, Clock, Harness, token
 from tests.graphql.apps import app_client, sqlite_settings
 from tests.graphql.conftest import enroll, purchase
-from tests.graphql.metrics import nonzero, only, s, scrape
+from tests.graphql.metrics import nonzero, only, s, samples, scrape
 from tests.graphql.test_commerce_webhook import order_at, order_created
 from tests.graphql.test_member_view import seed_upstreams
 from tests.graphql.test_upstream_failures import (
@@ -347,3 +348,13 @@ async def test_a_metrics_token_is_required_when_set(
         }
     assert right.status_code == 200
     assert "patron_graphql_requests_total" in right.text
+
+
+def test_the_rate_limiter_has_its_counter() -> None:
+    """Where the rate limiter (issue 6, item 3) counts its refusals."""
+    metrics = Metrics()
+    metrics.rate_limit_refused("identity")
+    metrics.rate_limit_refused("identity")
+    assert only(samples(metrics.exposition().decode()), "patron_rate_limit") == {
+        s("patron_rate_limit_refusals_total", limit="identity"): 2
+    }
