@@ -23,6 +23,11 @@ Every adapter talks to its vendor through an `Upstream`: the shared `httpx.Async
 
 Transport failures, timeouts and 5xx become `loyalty.errors.UpstreamError`s; other 4xx
 replies are returned for the adapter to interpret (404 is "not found", not a failure).
+
+Telemetry: an `UpstreamTelemetry` given to an `Upstream` is told each call (a shared read
+once): each attempt before it is sent, each reply's status, and the outcome (the gateway
+counts them and, when tracing, makes the call's span and sends its `traceparent`). A
+breaker's `on_change` is told its new state (the gateway's gauge).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -144,6 +149,10 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probe_in_flight = False
+        # Told the state each time a call finds it changed (the metrics' gauge). Open turns
+        # half-open by the clock alone: that is told when the probe is let through.
+        self.on_change: Callable[[BreakerState], None] | None = None
+        self._told = BreakerState.CLOSED
 
     @property
     def state(self) -> BreakerState:
@@ -160,6 +169,7 @@ class CircuitBreaker:
             return True
         if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
+            self._tell(state)
             return True
         return False
 
@@ -167,16 +177,46 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = None
         self._probe_in_flight = False
+        self._tell(BreakerState.CLOSED)
 
     def record_failure(self) -> None:
         self._probe_in_flight = False
         self._failures += 1
         if self._failures >= self._threshold or self._opened_at is not None:
             self._opened_at = self._clock()
+            self._tell(BreakerState.OPEN)
 
     def release_probe(self) -> None:
         """The probe ended without a verdict (cancelled): the next caller may probe."""
         self._probe_in_flight = False
+
+    def _tell(self, state: BreakerState) -> None:
+        if state is not self._told and self.on_change is not None:
+            self._told = state
+            self.on_change(state)
+
+
+# --- telemetry ----------------------------------------------------------------------------
+class CallTelemetry(Protocol):
+    """What is recorded of one upstream call (a shared read is one call, however many wait
+    for it). The gateway's implementation counts it and, when tracing, is its span."""
+
+    def attempt(self, request: httpx.Request) -> None:
+        """Before each attempt is sent (trace context goes into its headers)."""
+        ...
+
+    def replied(self, status: int) -> None:
+        """An attempt got a reply with this HTTP status."""
+        ...
+
+    def finished(self, outcome: str) -> None:
+        """Once, at the end: `ok` (a reply for the adapter) or the error code
+        (`UPSTREAM_TIMEOUT`, `UPSTREAM_UNAVAILABLE`, `UPSTREAM_RATE_LIMITED`; `cancelled`)."""
+        ...
+
+
+class UpstreamTelemetry(Protocol):
+    def call(self, upstream: str, method: str) -> CallTelemetry: ...
 
 
 # --- the upstream -------------------------------------------------------------------------
@@ -194,11 +234,13 @@ class Upstream:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         jitter: Callable[[float, float], float] = random.uniform,
+        telemetry: UpstreamTelemetry | None = None,
     ) -> None:
         """`clock` (monotonic) drives the breaker and must be the clock the request deadline
         is set with; `wall_clock` reads `Retry-After` dates; `sleep` and `jitter` are the
-        back-off's. Tests inject all four."""
+        back-off's. Tests inject all four. `telemetry` records each call (metrics, spans)."""
         self.name = name
+        self.telemetry = telemetry
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.policy = policy or UpstreamPolicy()
@@ -258,14 +300,15 @@ class Upstream:
             headers=headers,
         )
         if not is_read:
-            return await self._send(build, auth, retryable=idempotent)
+            return await self._send(build, auth, method, retryable=idempotent)
         key = _flight_key(method, self.url(path), params, json, content, data, headers, auth)
         flight = self._in_flight.get(key)
         if flight is None or flight.done():
             # The flight runs in its own task (a copy of this context: the first caller's
             # deadline bounds it), so that a caller who leaves never cancels it for the others.
             flight = asyncio.create_task(
-                self._send(build, auth, retryable=True), name=f"{self.name} {method} {path}"
+                self._send(build, auth, method, retryable=True),
+                name=f"{self.name} {method} {path}",
             )
             self._in_flight[key] = flight
             flight.add_done_callback(functools.partial(self._landed, key))
@@ -286,6 +329,29 @@ class Upstream:
         self,
         build: Callable[..., httpx.Request],
         auth: httpx.Auth | tuple[str, str] | None,
+        method: str,
+        *,
+        retryable: bool,
+    ) -> httpx.Response:
+        if self.telemetry is None:
+            return await self._attempts(build, auth, None, retryable=retryable)
+        call = self.telemetry.call(self.name, method.upper())
+        outcome = "cancelled"
+        try:
+            response = await self._attempts(build, auth, call, retryable=retryable)
+            outcome = "ok"
+            return response
+        except UpstreamError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            call.finished(outcome)
+
+    async def _attempts(
+        self,
+        build: Callable[..., httpx.Request],
+        auth: httpx.Auth | tuple[str, str] | None,
+        call: CallTelemetry | None,
         *,
         retryable: bool,
     ) -> httpx.Response:
@@ -299,7 +365,7 @@ class Upstream:
             if not self.breaker.allow():
                 raise UpstreamUnavailable(self.name, "circuit open")
             try:
-                outcome = await self._attempt(build, auth, left)
+                outcome = await self._attempt(build, auth, left, call)
             except BaseException:
                 if probe:
                     self.breaker.release_probe()
@@ -342,6 +408,7 @@ class Upstream:
         build: Callable[..., httpx.Request],
         auth: httpx.Auth | tuple[str, str] | None,
         left: float | None,
+        call: CallTelemetry | None = None,
     ) -> httpx.Response | UpstreamError:
         """One HTTP exchange, body included, bounded as a whole; a failure is returned."""
         policy = self.policy
@@ -350,6 +417,8 @@ class Upstream:
         if left is not None:
             connect, read, whole = min(connect, left), min(read, left), min(whole, left)
         request = build(timeout=httpx.Timeout(read, connect=connect, pool=connect))
+        if call is not None:
+            call.attempt(request)
         try:
             async with asyncio.timeout(whole):
                 response = await self.http.send(
@@ -369,6 +438,8 @@ class Upstream:
             return UpstreamTimeout(self.name, f"timed out ({type(exc).__name__})")
         except httpx.TransportError as exc:
             return UpstreamUnavailable(self.name, f"unreachable ({type(exc).__name__})")
+        if call is not None:
+            call.replied(response.status_code)
         return response
 
     def _time_left(self) -> float | None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace import SpanProcessor
+from prometheus_client.multiprocess import mark_process_dead
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +30,7 @@ from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
 from adapters.cache.pubsub import BalanceNotifier, InProcessBroker, RedisBroker
 from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
+from adapters.cache.swr import CacheObserver
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
 from adapters.db.outages import is_outage
@@ -45,15 +50,22 @@ from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
 from gateway.jwks import JwksCache
+from gateway.metrics import Metrics
+from gateway.metrics_endpoint import MetricsAccess, metrics_access, metrics_endpoint
+from gateway.observed_requests import ObservedRequests
+from gateway.observed_webhooks import counted
 from gateway.rate_limit import RateLimit
 from gateway.request_id import REQUEST_ID_HEADER, RequestIds
 from gateway.request_size import RequestSize
 from gateway.schema import build_schema
 from gateway.settings import Settings
+from gateway.sql_tracing import trace_statements
+from gateway.tracing import Tracing
 from gateway.trusted_documents.manifest import ManifestError, load_manifest
 from gateway.trusted_documents.persisted import MAX_IN_PROCESS, PersistedQueries
 from gateway.trusted_documents.policy import TrustPolicy
 from gateway.trusted_documents.resolution import TrustedDocuments
+from gateway.upstream_telemetry import GatewayUpstreamTelemetry
 from gateway.upstreams import ConfigurationError, UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
 from gateway.ws_expiry import ConnectionDeadline
@@ -73,6 +85,7 @@ log = logging.getLogger("patron")
 Clock = Callable[[], datetime]
 
 READINESS_TIMEOUT = 2.0  # seconds for each dependency check of /readyz
+POST = ["POST"]
 
 
 def utc_now() -> datetime:
@@ -114,10 +127,14 @@ def create_app(
     http: httpx.AsyncClient | None = None,
     fakes: Fakes | None = None,
     clock: Clock = utc_now,
+    span_processor: SpanProcessor | None = None,
 ) -> Starlette:
     """Build the gateway. `http` replaces the shared HTTP client (tests route it to fakes);
-    in demo mode the fakes run in process unless given."""
+    in demo mode the fakes run in process unless given. `span_processor` turns tracing on
+    with it instead of the OTLP exporter (tests read their spans from it)."""
     program = load_program(settings.program)  # an invalid program stops the start here
+    metrics = Metrics(multiprocess_dir=settings.prometheus_multiproc_dir)
+    tracing = Tracing.from_settings(settings, span_processor)
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
@@ -138,7 +155,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tracing.start()
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        if tracing.tracer is not None:
+            trace_statements(engine, tracing.tracer)
         redis, listener = _redis_clients(settings)
         broker: Broker = RedisBroker(redis, listener) if redis and listener else InProcessBroker()
         relay_task: asyncio.Task[None] | None = None
@@ -153,10 +173,15 @@ def create_app(
             )
         try:
             notifier = BalanceNotifier(broker)
-            upstreams = build_upstreams(settings, client)
+            telemetry = GatewayUpstreamTelemetry(metrics, tracing.tracer)
+            upstreams = build_upstreams(settings, client, telemetry)
+            for host, upstream in upstreams.hosts().items():
+                metrics.breaker(host, upstream.breaker_state)
+                upstream.breaker.on_change = functools.partial(metrics.breaker, host)
             services = _services(
-                settings, program, engine, upstreams, clock, broker, notifier, redis=redis
-            )
+                settings, program, engine, upstreams, clock, broker, notifier,
+                redis=redis, metrics=metrics,
+            )  # fmt: skip
             relay = OutboxRelay(
                 engine, services.cdp, interval=settings.outbox_interval, clock=clock
             )
@@ -192,6 +217,9 @@ def create_app(
                 if client_ is not None:
                     await client_.aclose()
             await engine.dispose()
+            tracing.shutdown()  # the spans not yet exported
+            if settings.prometheus_multiproc_dir:  # this worker's breaker gauges go
+                mark_process_dead(os.getpid(), settings.prometheus_multiproc_dir)  # type: ignore[no-untyped-call]
 
     endpoint = GraphQLEndpoint(graphql)
     routes: list[Route | WebSocketRoute | Mount] = [
@@ -199,10 +227,12 @@ def create_app(
         WebSocketRoute("/graphql", endpoint),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/webhooks/commerce", commerce_webhook, methods=["POST"]),
-        Route("/webhooks/cdp", cdp_webhook, methods=["POST"]),
-        Route("/webhooks/cms", cms_webhook, methods=["POST"]),
+        Route("/webhooks/commerce", counted("commerce", commerce_webhook, metrics), methods=POST),
+        Route("/webhooks/cdp", counted("cdp", cdp_webhook, metrics), methods=POST),
+        Route("/webhooks/cms", counted("cms", cms_webhook, metrics), methods=POST),
     ]
+    if metrics_access(settings) is not MetricsAccess.OFF:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     if settings.is_dev:
         routes.append(Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"))
     app = Starlette(
@@ -210,6 +240,7 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             Middleware(RequestIds),
+            Middleware(ObservedRequests, metrics=metrics, tracing=tracing),
             *cors_middleware(settings.cors_origins, settings.cors_max_age),
             Middleware(DatabaseOutages),
         ],
@@ -217,6 +248,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.fakes = fakes
+    app.state.metrics = metrics
+    app.state.tracing = tracing
     return app
 
 
@@ -281,13 +314,22 @@ def _services(
     notifier: BalanceNotifier,
     *,
     redis: Redis | None = None,
+    metrics: Metrics | None = None,
 ) -> Services:
-    store = SqlLoyaltyStore(engine)
+    store = SqlLoyaltyStore(engine, postings=metrics)
     cache: CacheStore = RedisCacheStore(redis) if redis is not None else MemoryCacheStore()
     stale = settings.cache_stale_ttl
-    cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
-    cdp = CachedProfiles(upstreams.cdp, cache, settings.profile_cache_ttl, stale)
-    commerce = CachedOrders(upstreams.commerce, cache, settings.orders_cache_ttl, stale)
+
+    def counts(name: str) -> CacheObserver | None:
+        return metrics.cache(name) if metrics is not None else None
+
+    cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale, observer=counts("cms"))
+    cdp = CachedProfiles(
+        upstreams.cdp, cache, settings.profile_cache_ttl, stale, observer=counts("cdp")
+    )
+    commerce = CachedOrders(
+        upstreams.commerce, cache, settings.orders_cache_ttl, stale, observer=counts("orders")
+    )
     ledger = LedgerService(store, program, clock, events=notifier, order_history=commerce)
     return Services(
         program=program,
@@ -436,7 +478,11 @@ class DatabaseOutages:
         except Exception as exc:
             if scope["type"] != "http" or started or not is_outage_or_unavailable(exc):
                 raise
-            log.warning("%s %s: database unavailable: %r", scope["method"], scope["path"], exc)
+            # The exception's class only: a driver's message may quote a statement's values.
+            log.warning(
+                "%s %s: database unavailable (%s)",
+                scope["method"], scope["path"], type(exc).__name__,
+            )  # fmt: skip
             response = JSONResponse(
                 {"error": {"code": StoreUnavailable.code, "message": str(StoreUnavailable())}},
                 status_code=503,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -168,26 +169,35 @@ def _serve(args: argparse.Namespace) -> int:
         if args.workers != 1:
             print("patron: --demo runs one worker (its fakes live in process)", file=sys.stderr)
             args.workers = 1
-    from gateway.settings import Settings
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            # Before prometheus-client is imported (create_app): it decides then.
+            from gateway.metrics_multiprocess import multiprocess_metrics
 
-    settings = Settings()
-    from gateway.app import create_app
-    from gateway.logs import log_config
+            stack.enter_context(multiprocess_metrics())
+        from gateway.settings import Settings
 
-    create_app(settings)  # validate the program and settings before forking workers
-    if settings.demo:
-        _print_demo_banner(settings, args.host, args.port)
-    uvicorn.run(
-        "gateway.main:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        log_config=log_config(),  # every line with its request id
-        proxy_headers=True,
-        timeout_graceful_shutdown=settings.shutdown_grace,
-    )
+        settings = Settings()
+        from gateway.app import create_app
+        from gateway.logs import log_config
+
+        create_app(settings)  # validate the program and settings before forking workers
+        if settings.demo:
+            _print_demo_banner(settings, args.host, args.port)
+        uvicorn.run(
+            "gateway.main:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            # Every line with its request id, as text or JSON; the access lines are the
+            # gateway's own (gateway.observed_requests): uvicorn's hold the query string.
+            log_config=log_config(log_format=settings.effective_log_format),
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=settings.shutdown_grace,
+        )
     return 0
 
 

@@ -13,9 +13,11 @@ from strawberry.extensions import (
 )
 
 from gateway.cache_control import PublicQueryCacheControl
+from gateway.error_logging import LoggedErrors
 from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
 from gateway.limits import OperationLimits, limit_extensions
 from gateway.masking import MaskUnexpectedErrors
+from gateway.observed_operations import ObservedOperation
 from gateway.suggestions import HideSuggestions
 from gateway.trusted_documents.enforcement import TrustedDocumentsOnly
 from gateway.trusted_documents.policy import TrustPolicy
@@ -60,6 +62,14 @@ class ErrorCodes(SchemaExtension):
             error.extensions = extensions
 
 
+class PatronSchema(LoggedErrors, strawberry.Schema):
+    """strawberry's schema with Patron's error log (`gateway.error_logging`)."""
+
+
+class PatronFederatedSchema(LoggedErrors, FederatedSchema):
+    """The federated subgraph schema (`gateway.federation`) with the same error log."""
+
+
 def build_schema(
     *,
     production: bool = False,
@@ -78,6 +88,7 @@ def build_schema(
         guards.append(lambda: TrustedDocumentsOnly(trust))
     validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
+        ObservedOperation,  # operation name, type and outcome for the metrics and the span
         *guards,
         *limit_extensions(limits or OperationLimits()),
         SoftErrors,
@@ -94,10 +105,10 @@ def build_schema(
         extensions.append(MaskUnexpectedErrors)
     with SCHEMA_BUILD_LOCK:
         if federation:
-            return FederatedSchema(
+            return PatronFederatedSchema(
                 mutation=Mutation, subscription=Subscription, extensions=extensions
             )
-        return strawberry.Schema(
+        return PatronSchema(
             query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
         )
 

@@ -6,7 +6,15 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters.http import UpstreamPolicy
@@ -69,6 +77,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",  # PATRON_UPSTREAMS__CMS__READ_TIMEOUT=1.5
         extra="ignore",
         frozen=True,
+        populate_by_name=True,  # Settings(otlp_endpoint=...): the aliases are for the environment
     )
 
     database_url: str = "sqlite+aiosqlite:///./patron.db"
@@ -195,6 +204,27 @@ class Settings(BaseSettings):
     # for up to this many seconds before it closes them (match the orchestrator's grace).
     shutdown_grace: int = Field(default=30, ge=1)
 
+    # Observability (README, Observability). Logs: one JSON object per line, or text; unset:
+    # json when ENV=prod, text in dev.
+    log_format: Literal["json", "text"] | None = None
+    # `/metrics` needs `Authorization: Bearer <token>` when set; unset, it is open in dev and
+    # not served in prod (gateway.metrics_endpoint).
+    metrics_token: SecretStr | None = None
+    # Several worker processes (`patron serve --workers N`, which sets it up): the folder of
+    # prometheus-client's multiprocess files. Read, as prometheus-client reads it.
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"),
+    )
+    # Traces: exported by OTLP (HTTP/protobuf) to `<endpoint>/v1/traces` when set, or when
+    # the standard OTEL_EXPORTER_OTLP_ENDPOINT is; unset, no tracing at all (gateway.tracing).
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PATRON_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+    # The share of traces kept, chosen by trace id (1: every request).
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
     demo: bool = False
 
     @field_validator("jwt_algorithms", mode="before")
@@ -239,6 +269,20 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        """`log_format`, or json in prod and text in dev."""
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.is_dev else "json"
+
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are sent (OTLP over HTTP), or None: no tracing."""
+        if not self.otlp_endpoint:
+            return None
+        return self.otlp_endpoint.rstrip("/") + "/v1/traces"
 
     @property
     def jwt_accepted_algorithms(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import httpx
 from adapters.cdp.client import SegmentClient
 from adapters.cms.client import AmplienceClient
 from adapters.commerce.client import CommercetoolsClient
-from adapters.http import BreakerState, Upstream
+from adapters.http import BreakerState, Upstream, UpstreamTelemetry
 from gateway.settings import Settings, UpstreamName
 
 
@@ -24,9 +24,9 @@ class UpstreamClients:
     cms: AmplienceClient
     cdp: SegmentClient
 
-    def breaker_states(self) -> Mapping[str, BreakerState]:
-        """The circuit breaker of every host, by `<upstream>` or `<upstream>.<part>`: each
-        host has its own breaker (the commerce auth host may fail while its API answers)."""
+    def hosts(self) -> Mapping[str, Upstream]:
+        """Every upstream host, by `<upstream>` or `<upstream>.<part>`: each host has its own
+        breaker (the commerce auth host may fail while its API answers)."""
         hosts: dict[str, Upstream | None] = {
             "commerce": self.commerce.api,
             "commerce.auth": self.commerce.auth,
@@ -35,7 +35,11 @@ class UpstreamClients:
             "cdp.tracking": self.cdp.tracking_upstream,
             "cdp.regulations": self.cdp.regulations_upstream,
         }
-        return {name: host.breaker_state for name, host in hosts.items() if host is not None}
+        return {name: host for name, host in hosts.items() if host is not None}
+
+    def breaker_states(self) -> Mapping[str, BreakerState]:
+        """The circuit breaker of every host (`hosts()`)."""
+        return {name: host.breaker_state for name, host in self.hosts().items()}
 
 
 def _required(value: str | None, name: str) -> str:
@@ -44,11 +48,14 @@ def _required(value: str | None, name: str) -> str:
     return value
 
 
-def build_upstreams(settings: Settings, http: httpx.AsyncClient) -> UpstreamClients:
-    """The three adapters; every host of an upstream has that upstream's policy."""
+def build_upstreams(
+    settings: Settings, http: httpx.AsyncClient, telemetry: UpstreamTelemetry | None = None
+) -> UpstreamClients:
+    """The three adapters; every host of an upstream has that upstream's policy (and the
+    gateway's `telemetry`, when given: metrics and spans of each call)."""
 
     def host(name: UpstreamName, url: str) -> Upstream:
-        return Upstream(name, url, http, settings.upstream_policy(name))
+        return Upstream(name, url, http, settings.upstream_policy(name), telemetry=telemetry)
 
     commerce = CommercetoolsClient(
         host("commerce", _required(settings.commerce_api_url, "COMMERCE_API_URL")),

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from loyalty.models import TransactionKind
 from loyalty.upstreams import Cart, ContentItem, ExternalId, Order, OrderPage, Profile, TrackEvent
 
 
@@ -92,6 +94,25 @@ class OrderHistoryEvents(Protocol):
     so whatever keeps a copy of it outside the domain (the orders cache) must drop it."""
 
     async def orders_changed(self, customer_ids: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PostedTransaction:
+    """A ledger transaction a commit made durable: its kind and the points it moved (the sum
+    of its postings' amounts, always positive, whichever way they went)."""
+
+    kind: TransactionKind
+    points: int
+
+
+class PostingEvents(Protocol):
+    """Told after each commit that posted ledger transactions, whatever posted them (the
+    ledger's operations, households, the jobs, an erasure's forfeit), once per commit: a
+    unit of work retried after a write conflict is told once, one rolled back never. The
+    store that commits tells it (`LoyaltyStore.session()`); the gateway counts them (its
+    metrics). It must not fail, nor wait: it is called after the commit, on the way out."""
+
+    def transactions_posted(self, posted: Sequence[PostedTransaction]) -> None: ...
 
 
 def points_channel(member_id: str) -> str:

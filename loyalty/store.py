@@ -401,4 +401,8 @@ class LoyaltyStore(Protocol):
         """A reader for one request (its loaders): reads that overlap share a connection."""
         ...
 
-    def session(self) -> AbstractAsyncContextManager[LedgerSession]: ...
+    def session(self) -> AbstractAsyncContextManager[LedgerSession]:
+        """One database transaction, committed when the block ends without an error. Once
+        committed, the transactions it posted are told to the store's `PostingEvents`
+        (`loyalty.ports`), if it has one."""
+        ...

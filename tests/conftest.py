@@ -134,9 +134,10 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def settings_for(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The tests' settings on a database, with no `PATRON_*` variable of the environment."""
+    """The tests' settings on a database, with no `PATRON_*` variable of the environment
+    (nor an OTLP endpoint: tests that trace give the app their own span processor)."""
     for key in list(os.environ):
-        if key.startswith("PATRON_"):
+        if key.startswith("PATRON_") or key == "OTEL_EXPORTER_OTLP_ENDPOINT":
             monkeypatch.delenv(key)
     return Settings(
         _env_file=None,  # type: ignore[call-arg]

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from adapters.cache.store import CacheStore
-from adapters.cache.swr import SwrCache
+from adapters.cache.swr import CacheObserver, SwrCache
 from loyalty.money import Money
 from loyalty.ports import CommercePort
 from loyalty.upstreams import Cart, Order, OrderPage
@@ -106,6 +106,7 @@ class CachedOrders:
         stale_ttl: float,
         *,
         clock: Callable[[], float] = time.time,
+        observer: CacheObserver | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
@@ -120,6 +121,7 @@ class CachedOrders:
             fresh_ttl=fresh_ttl,
             stale_ttl=stale_ttl,
             clock=clock,
+            observer=observer,
             serve_stale=False,
         )
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.cache.store import CacheStore
-from adapters.cache.swr import SwrCache
+from adapters.cache.swr import CacheObserver, SwrCache
 from loyalty.ports import ContentPort, ProfilePort
 from loyalty.upstreams import ContentItem, ExternalId, Profile, TrackEvent
 
@@ -72,6 +72,7 @@ class CachedContent:
         stale_ttl: float,
         *,
         clock: Callable[[], float] = time.time,
+        observer: CacheObserver | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
@@ -86,6 +87,7 @@ class CachedContent:
             fresh_ttl=fresh_ttl,
             stale_ttl=stale_ttl,
             clock=clock,
+            observer=observer,
         )
 
     async def content_by_key(self, delivery_key: str) -> ContentItem | None:
@@ -116,6 +118,7 @@ class CachedProfiles:
         stale_ttl: float,
         *,
         clock: Callable[[], float] = time.time,
+        observer: CacheObserver | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
@@ -130,6 +133,7 @@ class CachedProfiles:
             fresh_ttl=fresh_ttl,
             stale_ttl=stale_ttl,
             clock=clock,
+            observer=observer,
         )
 
     async def profile(self, user_id: str) -> Profile | None:

@@ -36,13 +36,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from adapters.cache.store import CacheStore
 from adapters.http import spawn_detached
 from loyalty.errors import UpstreamError
 
-__all__ = ["IN_FLIGHT_SECONDS", "REFRESH_AHEAD_FRACTION", "SwrCache"]
+__all__ = ["IN_FLIGHT_SECONDS", "REFRESH_AHEAD_FRACTION", "CacheObserver", "SwrCache"]
 
 log = logging.getLogger("patron.cache")
 
@@ -54,6 +54,15 @@ IN_FLIGHT_SECONDS = 300.0
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+class CacheObserver(Protocol):
+    """Told the result of each `get_many` (the gateway's metrics): of the ids looked up, how
+    many were served fresh (`hits`), served past their fresh TTL (`stale`: while refreshed,
+    or because the upstream failed) and fetched from the upstream (`misses`, failed or not).
+    Background refreshes are not lookups; a cache turned off (TTL 0) tells nothing."""
+
+    def looked_up(self, hits: int, stale: int, misses: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +89,10 @@ class SwrCache(Generic[K, V]):
         stale_ttl: float,
         clock: Callable[[], float],
         serve_stale: bool = True,
+        observer: CacheObserver | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer
         self.name = name
         self.key = key
         self.scope = scope
@@ -112,6 +123,7 @@ class SwrCache(Generic[K, V]):
         result: dict[K, V | None] = {}
         to_refresh: list[K] = []
         missing: list[K] = []
+        stale_served = 0
         for id_ in distinct:
             entry = entries.get(id_)
             age = None if entry is None else now - entry.at
@@ -122,10 +134,13 @@ class SwrCache(Generic[K, V]):
                 missing.append(id_)  # only served if the upstream fails
                 continue
             result[id_] = entry.value
+            if age >= self.fresh_ttl:
+                stale_served += 1
             if age >= refresh_from and self.key(id_) not in self.refreshing:
                 to_refresh.append(id_)
         if to_refresh:
             self._refresh_in_background(to_refresh, fetch)
+        fresh_served = len(result) - stale_served
         if missing:
             try:
                 fetched = await fetch(missing)
@@ -133,14 +148,22 @@ class SwrCache(Generic[K, V]):
                 stale = {i: entries[i] for i in missing if i in entries}
                 fallback = {i: e.value for i, e in stale.items() if now - e.at < self.stale_ttl}
                 if len(fallback) < len(missing):
+                    self._looked_up(fresh_served, stale_served, len(missing))
                     raise
                 log.warning("%s down: serving %d stale entries", self.name, len(fallback))
                 result.update(fallback)
+                stale_served += len(fallback)
+                missing = []
             else:
                 got = {i: fetched.get(i) for i in missing}
                 await self._write(got, now)
                 result.update(got)
+        self._looked_up(fresh_served, stale_served, len(missing))
         return result
+
+    def _looked_up(self, hits: int, stale: int, misses: int) -> None:
+        if self.observer is not None:
+            self.observer.looked_up(hits, stale, misses)
 
     async def invalidate(self, scopes: Sequence[str], *, delete: Sequence[K] = ()) -> None:
         """Never serve again what was fetched before now for these scopes (on every replica

@@ -27,6 +27,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,  # an error's text never quotes a member's data (logs)
             connect_args={"timeout": 30},
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -34,7 +35,12 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        echo=echo,
+        hide_parameters=True,  # an error's text never quotes a member's data (logs)
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
     )
 
 

@@ -37,6 +37,7 @@ from loyalty.models import (
     TransactionKind,
     TransactionStatus,
 )
+from loyalty.ports import PostedTransaction, PostingEvents
 from loyalty.segments import Activity, Insights, Segment
 from loyalty.store import (
     ConcurrentWrite,
@@ -473,6 +474,7 @@ class SqlLedgerSession:
         self.conn = conn
         self.dialect = conn.dialect.name
         self._account_ids: dict[str, int] = {}
+        self.posted: list[PostedTransaction] = []  # told to `PostingEvents` once committed
 
     async def _one(self, statement: Any) -> Any:
         return (await self.conn.execute(statement)).first()
@@ -647,6 +649,7 @@ class SqlLedgerSession:
                 await self.conn.execute(
                     update(a).where(a.c.id == ids[code]).values(balance=a.c.balance + deltas[code])
                 )
+        self.posted.append(PostedTransaction(txn.kind, sum(p.amount for p in postings)))
         return txn.posted_as(txn_id)
 
     async def purchase(self, order_id: str) -> tuple[str, int | None] | None:
@@ -1042,11 +1045,13 @@ def _decimal_text(value: Decimal | None) -> str | None:
 
 
 class SqlLoyaltyStore:
-    """`loyalty.store.LoyaltyStore` on one SQLAlchemy engine."""
+    """`loyalty.store.LoyaltyStore` on one SQLAlchemy engine. `postings` is told, after each
+    commit, the ledger transactions it made durable (`loyalty.ports.PostingEvents`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, postings: PostingEvents | None = None) -> None:
         self.engine = engine
         self.reader = SqlReader(engine)
+        self.postings = postings
 
     def request_reader(self) -> SqlReader:
         return SqlReader(SharedConnection(self.engine))
@@ -1058,7 +1063,10 @@ class SqlLoyaltyStore:
                 async with self.engine.connect() as conn:
                     conn = await conn.execution_options(**{WRITE_OPTION: True})
                     async with conn.begin():
-                        yield SqlLedgerSession(conn)
+                        session = SqlLedgerSession(conn)
+                        yield session
+            if session.posted and self.postings is not None:  # committed
+                self.postings.transactions_posted(session.posted)
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise ConcurrentWrite(str(exc.orig)) from exc

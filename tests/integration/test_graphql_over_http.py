@@ -184,6 +184,12 @@ def wait_for_line(log: Path, text: str, seconds: float = 10) -> None:
     assert text in log.read_text(), log.read_text()[-2000:]
 
 
+def json_lines(log: Path, request_id: str) -> list[dict[str, Any]]:
+    """The JSON log lines of one request (prod logs JSON; the demo banner is text)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line["request_id"] == request_id]
+
+
 def test_a_client_that_leaves_mid_body_leaves_no_500_behind(prod: Server) -> None:
     """Its answer (a 400) cannot be delivered; what matters is that the server logs no
     exception for it (it did: starlette's ClientDisconnect escaped as a 500)."""
@@ -195,16 +201,46 @@ def test_a_client_that_leaves_mid_body_leaves_no_500_behind(prod: Server) -> Non
         time.sleep(0.3)
     time.sleep(0.5)
     httpx.post(prod.url, json={"query": "{ __typename }"}, headers={"X-Request-Id": "after-left"})
-    wait_for_line(prod.log, "[after-left]")
-    assert [line for line in prod.log.read_text().splitlines() if "left-early" in line] == []
+    wait_for_line(prod.log, '"request_id":"after-left"')
+    # Only its access line: a refusal, nothing at WARNING or above, no traceback.
+    assert [(line["logger"], line["status"], line["outcome"])
+            for line in json_lines(prod.log, "left-early")] == [
+        ("patron.access", 400, "refused")
+    ]  # fmt: skip
     assert "Exception in ASGI application" not in prod.log.read_text()
 
 
 def test_the_logs_carry_the_request_id(prod: Server) -> None:
+    """Prod logs one JSON object per line; a request writes one access line, with its id,
+    its operation and outcome, no query and no client address."""
     response = httpx.post(
-        prod.url, json={"query": "{ __typename }"}, headers={"X-Request-Id": "trace-me-1"}
+        prod.url,
+        json={"query": "query Probe { __typename }", "variables": {"secret": "hunter2"}},
+        headers={"X-Request-Id": "trace-me-1"},
     )
     assert response.headers["x-request-id"] == "trace-me-1"
-    wait_for_line(prod.log, "[trace-me-1]")
-    lines = [line for line in prod.log.read_text().splitlines() if "[trace-me-1]" in line]
-    assert len(lines) == 1 and lines[0].endswith('"POST /graphql HTTP/1.1" 200 OK'), lines
+    wait_for_line(prod.log, '"request_id":"trace-me-1"')
+    lines = json_lines(prod.log, "trace-me-1")
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert set(line) == {
+        "time", "level", "logger", "message", "request_id", "method", "path", "status",
+        "duration_ms", "operation", "operation_type", "outcome", "role",
+    }  # fmt: skip
+    assert {k: line[k] for k in ("level", "logger", "method", "path", "status")} == {
+        "level": "INFO", "logger": "patron.access", "method": "POST", "path": "/graphql",
+        "status": 200,
+    }  # fmt: skip
+    assert (line["operation"], line["operation_type"], line["outcome"], line["role"]) == (
+        "Probe", "query", "ok", "anonymous",
+    )  # fmt: skip
+    assert "hunter2" not in prod.log.read_text() and "127.0.0.1" not in json.dumps(line)
+
+
+def test_dev_logs_text_lines_with_the_request_id(dev: Server) -> None:
+    httpx.post(dev.url, json={"query": "{ __typename }"}, headers={"X-Request-Id": "text-1"})
+    wait_for_line(dev.log, "[text-1]")
+    lines = [line for line in dev.log.read_text().splitlines() if "[text-1]" in line]
+    assert len(lines) == 1 and lines[0].startswith("INFO:"), lines
+    assert lines[0].split("] ", 1)[1].startswith("patron.access: POST /graphql 200 "), lines
+    assert lines[0].endswith(" query anonymous ok role=anonymous"), lines
