@@ -1,5 +1,6 @@
-"""The access check of a single member by id, shared by `member`, `node`, `memberByCard`
-and the `pointsChanged` subscription, so that every way to reach a member says no alike."""
+"""The access check of a single member by id, made again at every event of the
+`pointsChanged` subscription (the field's `FollowsMember` permission checks it when the
+subscription starts): the same rule, and the same answers, as `member(id:)`."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ from typing import Any
 
 from strawberry.types import Info
 
-from resolvers.errors import not_allowed, not_found, unauthenticated
-from resolvers.members import Member, readable_member
+from loyalty.access import Access
+from loyalty.models import Member as DomainMember
+from resolvers.errors import not_found
+from resolvers.loaders import Loaders
+from resolvers.permissions import BEARER_REQUIRED, NOT_YOURS, Refused, access_to_member_id
 
 
-async def visible_member(info: Info[Any, Any], member_id: str | None) -> Member:
-    """The member behind a local id, if the viewer may read it; else a GraphQL error."""
-    viewer = info.context.viewer
-    if not viewer.is_authenticated:
-        raise unauthenticated()
-    member = await info.context.loaders.member_by_id.load(member_id) if member_id else None
+async def visible_member(info: Info[Any, Any], member_id: str | None) -> DomainMember:
+    """The member behind a local id, if the viewer may read it; else a GraphQL error:
+    `UNAUTHENTICATED`, `NOT_ALLOWED` (also for an unknown id, to a viewer who may not read
+    any member), or `NOT_FOUND` (to one who may)."""
+    answer = await access_to_member_id(info, member_id)
+    if answer is Access.UNAUTHENTICATED:
+        raise Refused(answer, BEARER_REQUIRED)
+    if answer is not Access.ALLOWED:
+        raise Refused(answer, NOT_YOURS)
+    loaders: Loaders = info.context.loaders
+    member = await loaders.member_by_id.load(member_id) if member_id else None
     if member is None:
-        if not viewer.reads_any_member:
-            raise not_allowed("a member may read only itself and its household")
         raise not_found("member")
-    if not await readable_member(info, member):
-        raise not_allowed("a member may read only itself and its household")
-    return Member.of(member)
+    return member
