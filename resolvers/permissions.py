@@ -86,7 +86,9 @@ class CapabilityRule(Rule):
 # --- ownership, through the request's loaders --------------------------------------------
 async def viewer_circle(info: Info[Any, Any]) -> Circle:
     """The viewer's own member and household (`loyalty.access.Circle`): two loads, cached
-    for the whole request."""
+    for the whole request (the ones `me { household }` makes anyway). The household is
+    primed as every one of its members' household, which the balance and tier loaders ask
+    for: reading the household's members then costs no query of its own."""
     viewer = info.context.viewer
     if not viewer.is_member:
         return Circle()
@@ -97,6 +99,8 @@ async def viewer_circle(info: Info[Any, Any]) -> Circle:
     household = await loaders.household_by_member_id.load(own.id)
     if household is None:
         return Circle.of(own.id, None, ())
+    for member_id in household.member_ids:
+        loaders.household_by_member_id.prime(member_id, household)
     return Circle.of(own.id, household.id, household.member_ids)
 
 

@@ -254,3 +254,33 @@ async def test_mutations_naming_a_member_refuse_alike_whether_it_exists(harness:
         for target in targets:
             body = await h.gql(document, {"i": make(target)}, AVA)
             assert body == {"data": {name: {"userErrors": [refusal]}}}, (name, target)
+
+
+async def test_ownership_checks_cost_no_query_per_member(harness: Harness) -> None:
+    """A member reading its household's members is checked by its own member and household,
+    loaded once per request (and primed for the balance and tier loaders): a household of
+    four costs the same statements as a household of two."""
+    h = harness
+    small = [await enroll(h, f"s{i}") for i in range(2)]
+    large = [await enroll(h, f"l{i}") for i in range(4)]
+    await make_household(h, small[0], small[1])
+    household = await make_household(h, large[0], large[1])
+    for member in large[2:]:
+        await ok(
+            h,
+            "mutation($i: AddHouseholdMemberInput!) { addHouseholdMember(input: $i) "
+            "{ userErrors { code } } }",
+            {"i": {"householdId": household, "memberId": member}},
+            SERVICE,
+        )
+    view = (
+        "{ me { id points { available } household { pooledPoints owner { id } members "
+        "{ id externalIds { commerceCustomerId } points { available } tier { current { key } } } } } }"
+    )
+    counts = []
+    for sub, size in (("s0", 2), ("l0", 4)):  # the owners
+        h.sql.reset()
+        body = await ok(h, view, {}, token(sub, "member"))
+        assert len(body["household"]["members"]) == size
+        counts.append(h.sql.count)
+    assert counts == [14, 14], "\n".join(q.split("\n")[0][:90] for q in h.sql.queries)
