@@ -102,6 +102,7 @@ GRANTS: Mapping[Role, frozenset[Capability]] = {
     ),
     Role.ADMIN: frozenset(Capability),
 }
+STAFF_ROLES = frozenset({Role.ASSOCIATE, Role.MARKETER, Role.ADMIN})
 # Capabilities an associate holds only for its own store (`store_scope`).
 STORE_SCOPED = frozenset({C.RECORD_PURCHASES, C.AWARD_POINTS})
 del C
@@ -129,6 +130,11 @@ class Viewer:
     def can(self, capability: Capability) -> bool:
         """Whether one of the viewer's roles grants `capability`."""
         return any(capability in GRANTS[role] for role in self.roles)
+
+    @property
+    def is_staff(self) -> bool:
+        """An associate, a marketer or an admin (people; `service` is a system)."""
+        return bool(self.roles & STAFF_ROLES)
 
     @property
     def reads_any_member(self) -> bool:

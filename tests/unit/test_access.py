@@ -65,6 +65,11 @@ def test_each_role_holds_exactly_its_capabilities(role: Role) -> None:
     assert {c for c in Capability if viewer.can(c)} == EXPECTED_GRANTS[role]
 
 
+def test_staff_are_the_people_with_a_staff_role() -> None:
+    assert [v.is_staff for v in (ASSOCIATE, MARKETER, ADMIN)] == [True, True, True]
+    assert [v.is_staff for v in (ANONYMOUS, AVA, SERVICE, NO_ROLE)] == [False] * 4
+
+
 def test_roles_add_up_and_no_token_can_nothing() -> None:
     both = Viewer("x", frozenset({Role.MARKETER, Role.SERVICE}))
     assert {c for c in Capability if both.can(c)} == (
