@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test check schema bench install migrate serve clean
+.PHONY: demo test check schema compose bench install migrate serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The benchmarks' extras (matplotlib for the chart), on top of the dev install.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 ## make demo: venv, install, migrate, start with demo data; prints tokens and the GraphiQL URL
 demo: $(STAMP)
@@ -28,12 +34,18 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## make schema: regenerate schema.graphql from the code
+## make schema: regenerate schema.graphql and schema.federation.graphql from the code
 schema: $(STAMP)
 	$(BIN)/patron export-schema -o schema.graphql
+	$(BIN)/patron export-schema --federation -o schema.federation.graphql
 
-## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL)
-bench: $(STAMP)
+## make compose: compose the federated schema with the Node subgraphs of tests/federation
+## (needs `npm ci` there); fails on any composition error
+compose: $(STAMP)
+	$(BIN)/patron export-schema --federation | node tests/federation/compose.mjs -
+
+## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 10 min)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.member_view
 

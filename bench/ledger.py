@@ -36,22 +36,20 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db import tables as t
 from adapters.db.engine import create_engine
-from adapters.db.migrate import upgrade
 from adapters.db.store import SqlLoyaltyStore
+from bench.database import admin_url, fresh_database, server_version
 from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.demo import Fakes, fake_upstream_env
@@ -64,7 +62,6 @@ from loyalty.money import Money
 from loyalty.program import Program, load_program
 from resolvers.node import to_global_id
 
-DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results" / "ledger.md"
 JWT_SECRET = "bench-ledger-secret-0123456789abcdef"
 PURCHASE_AMOUNT = "25.00"  # CAD: 25 points at the entry tier
@@ -118,44 +115,12 @@ class Run:
 
 
 # --- the database -------------------------------------------------------------------------
-async def _admin(admin_url: str, statement: str) -> None:
-    engine = create_engine(admin_url)
-    try:
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@asynccontextmanager
-async def fresh_database(admin_url: str) -> AsyncIterator[str]:
-    """A new, migrated database next to `admin_url`'s; dropped on the way out."""
-    base = make_url(admin_url)
-    if base.get_backend_name() != "postgresql":
-        raise SystemExit("PATRON_BENCH_DATABASE_URL must be a PostgreSQL URL")
-    name = f"patron_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        url = base.set(database=name).render_as_string(hide_password=False)
-        await asyncio.to_thread(upgrade, url)
-        yield url
-    finally:
-        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def postings_count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         count = (
             await conn.execute(select(func.count()).select_from(t.ledger_postings))
         ).scalar_one()
     return int(count)
-
-
-async def server_version(engine: AsyncEngine) -> str:
-    async with engine.connect() as conn:
-        version = str((await conn.execute(text("SHOW server_version"))).scalar_one())
-    return version.split()[0]
 
 
 # --- the workload -------------------------------------------------------------------------
@@ -392,14 +357,9 @@ def report(runs: list[Run], args: argparse.Namespace, pg_version: str) -> str:
 
 
 async def main(args: argparse.Namespace) -> list[Run]:
-    admin_url = os.environ.get("PATRON_BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)
     runs: list[Run] = []
-    async with fresh_database(admin_url) as url:
-        engine = create_engine(url)
-        try:
-            pg_version = await server_version(engine)
-        finally:
-            await engine.dispose()
+    async with fresh_database(admin_url()) as url:
+        pg_version = await server_version(url)
         runs.append(await run_service(url, args))
         runs.append(await run_graphql(url, args))
     text_out = report(runs, args, pg_version)

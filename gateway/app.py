@@ -32,17 +32,20 @@ from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
+from adapters.http import deadline as upstream_deadline
 from gateway.auth import AuthError, Identity, TokenVerifier
 from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
 from gateway.cms_webhook import cms_webhook
+from gateway.cors import cors_middleware
 from gateway.demo import Fakes, seed_database, seed_fakes
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
 from gateway.jwks import JwksCache
+from gateway.request_id import REQUEST_ID_HEADER, RequestIds
 from gateway.schema import build_schema
 from gateway.settings import Settings
-from gateway.upstreams import build_upstreams
+from gateway.upstreams import UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
 from gateway.ws_expiry import ConnectionDeadline
 from loyalty.errors import StoreUnavailable
@@ -77,6 +80,7 @@ class Gateway:
     redis: Redis | None
     http: httpx.AsyncClient
     outbox: OutboxRelay  # sends queued CDP events; in the background if settings.outbox_relay
+    upstreams: UpstreamClients  # the adapters under their caches; `breaker_states()`
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """The caller behind an Authorization value: anonymous when there is none (or it is
@@ -104,12 +108,21 @@ def create_app(
     if settings.demo and fakes is None and http is None:
         fakes = Fakes()
         seed_fakes(fakes, clock())
-    schema = build_schema(production=not settings.is_dev, public_max_age=settings.public_max_age)
-    graphql = PatronGraphQL(schema, graphql_ide="graphiql" if settings.is_dev else None)
+    schema = build_schema(
+        production=not settings.is_dev,
+        public_max_age=settings.public_max_age,
+        federation=settings.federation,
+    )
+    graphql = PatronGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.is_dev else None,
+        allowed_origins=settings.cors_origins,  # WebSocket handshakes from those origins
+        mask_errors=not settings.is_dev,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         redis, listener = _redis_clients(settings)
         broker: Broker = RedisBroker(redis, listener) if redis and listener else InProcessBroker()
         relay_task: asyncio.Task[None] | None = None
@@ -124,8 +137,9 @@ def create_app(
             )
         try:
             notifier = BalanceNotifier(broker)
+            upstreams = build_upstreams(settings, client)
             services = _services(
-                settings, program, engine, client, clock, broker, notifier, redis=redis
+                settings, program, engine, upstreams, clock, broker, notifier, redis=redis
             )
             relay = OutboxRelay(
                 engine, services.cdp, interval=settings.outbox_interval, clock=clock
@@ -134,7 +148,14 @@ def create_app(
                 await upgrade_engine(engine)
                 await seed_database(services, engine)
             app.state.gateway = Gateway(
-                settings, services, _verifier(settings, client), engine, redis, client, relay
+                settings,
+                services,
+                _verifier(settings, client),
+                engine,
+                redis,
+                client,
+                relay,
+                upstreams,
             )
             if settings.outbox_relay:
                 notifier.after.append(relay.nudge)  # a commit that moved points queued events
@@ -155,7 +176,7 @@ def create_app(
 
     endpoint = GraphQLEndpoint(graphql)
     routes: list[Route | WebSocketRoute | Mount] = [
-        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        Route("/graphql", endpoint),  # every method: the view answers 405 as GraphQL does
         WebSocketRoute("/graphql", endpoint),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -168,7 +189,11 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(DatabaseOutages)],
+        middleware=[
+            Middleware(RequestIds),
+            *cors_middleware(settings.cors_origins, settings.cors_max_age),
+            Middleware(DatabaseOutages),
+        ],
         exception_handlers={Exception: server_error},
     )
     app.state.settings = settings
@@ -195,7 +220,7 @@ def _services(
     settings: Settings,
     program: Program,
     engine: AsyncEngine,
-    http: httpx.AsyncClient,
+    upstreams: UpstreamClients,
     clock: Clock,
     broker: Broker,
     notifier: BalanceNotifier,
@@ -203,7 +228,6 @@ def _services(
     redis: Redis | None = None,
 ) -> Services:
     store = SqlLoyaltyStore(engine)
-    upstreams = build_upstreams(settings, http)
     cache: CacheStore = RedisCacheStore(redis) if redis is not None else MemoryCacheStore()
     stale = settings.cache_stale_ttl
     cms = CachedContent(upstreams.cms, cache, settings.cms_cache_ttl, stale)
@@ -258,14 +282,26 @@ class GraphQLEndpoint:
     """Authenticates the bearer token, then hands the request to strawberry. A token that
     cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
     answer is `Cache-Control: private, no-store` unless it is a public one. A WebSocket
-    connection gets a deadline: it is closed (4401) when its token expires."""
+    connection gets a deadline: it is closed (4401) when its token expires.
+
+    An HTTP request runs under the upstream deadline (`PATRON_REQUEST_DEADLINE`, from its
+    arrival): all the upstream work it causes fits in it, so a slow upstream costs its own
+    fields, not the answer. A WebSocket does not: its subscriptions live for hours.
+    """
 
     def __init__(self, graphql: PatronGraphQL) -> None:
         self.graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
+        if scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
+        gateway: Gateway = scope["app"].state.gateway
+        with upstream_deadline(gateway.settings.request_deadline):
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway: Gateway = scope["app"].state.gateway
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
@@ -341,11 +377,22 @@ def is_outage_or_unavailable(exc: BaseException) -> bool:
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
-    """Any other failure outside GraphQL: a 500 with a JSON body and no traceback (the
-    traceback goes to the log)."""
-    return JSONResponse(
-        {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}, status_code=500
-    )
+    """Any other failure: a 500 with a JSON body, the request id and no traceback (the
+    traceback goes to the log, with the same request id). On `/graphql` the body is a
+    GraphQL response."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    error: dict[str, Any] = {"code": "INTERNAL_ERROR", "message": "internal error"}
+    if request_id:
+        error["requestId"] = request_id
+    if request.url.path == "/graphql":
+        code, message = error.pop("code"), error.pop("message")
+        body: dict[str, Any] = {
+            "errors": [{"message": message, "extensions": {"code": code, **error}}]
+        }
+    else:
+        body = {"error": error}
+    return JSONResponse(body, status_code=500, headers=headers)
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("-o", "--output", type=Path, help="write to this file instead")
+    export.add_argument(
+        "--federation",
+        action="store_true",
+        help="the Apollo Federation 2 subgraph schema (as with PATRON_FEDERATION=true)",
+    )
     export.set_defaults(run=_export_schema)
 
     token = commands.add_parser(
@@ -93,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     fakes.add_argument("--host", default="127.0.0.1")
     fakes.add_argument("--port", type=int, default=9100)
     fakes.add_argument("--latency-ms", type=float, default=0.0, help="per upstream request")
+    for upstream in ("commerce", "cms", "cdp"):
+        fakes.add_argument(
+            f"--{upstream}-latency-ms",
+            type=float,
+            default=None,
+            help=f"per {upstream} request (default: --latency-ms)",
+        )
     fakes.set_defaults(run=_fakes)
     return parser
 
@@ -120,6 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     from gateway.app import create_app
+    from gateway.logs import log_config
 
     create_app(settings)  # validate the program and settings before forking workers
     if settings.demo:
@@ -131,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=log_config(),  # every line with its request id
         proxy_headers=True,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )
@@ -192,7 +206,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _export_schema(args: argparse.Namespace) -> int:
     from gateway.schema import schema_sdl
 
-    sdl = schema_sdl()
+    sdl = schema_sdl(federation=args.federation)
     if args.output:
         args.output.write_text(sdl, encoding="utf-8")
     else:
@@ -287,12 +301,19 @@ def _fakes(args: argparse.Namespace) -> int:
 
     fakes = Fakes()
     seed_fakes(fakes)
-    latency = args.latency_ms / 1000
-    fakes.commerce.latency = latency
-    fakes.cms.latency = latency
-    fakes.cdp.latency = latency
+    fakes.set_latency(**fake_latencies(args))
     uvicorn.run(fakes.app(), host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def fake_latencies(args: argparse.Namespace) -> dict[str, float]:
+    """Seconds of delay per upstream from `patron fakes`'s flags: `--<upstream>-latency-ms`
+    where given, else `--latency-ms`."""
+    latencies: dict[str, float] = {}
+    for upstream in ("commerce", "cms", "cdp"):
+        given = getattr(args, f"{upstream}_latency_ms")
+        latencies[upstream] = (args.latency_ms if given is None else given) / 1000
+    return latencies
 
 
 def _redacted(url: str) -> str:

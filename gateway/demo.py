@@ -4,6 +4,10 @@ enrolled in the loyalty database with their purchase history.
 `patron serve --demo` runs the fakes in process (the shared HTTP client routes the fake
 hosts to them through ASGI, so every adapter speaks its real wire format); `patron fakes`
 serves the same fakes over HTTP for docker-compose and the benchmarks.
+
+Beside the vendors' paths, the fakes (and only they: no real upstream has it) answer
+`GET /__patron/requests` with the requests each fake has served, so a benchmark can count
+the gateway's upstream calls per member view from outside its process.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
 
 from adapters.cdp.fake import FakeSegment
 from adapters.cms.fake import FakeAmplience
@@ -41,6 +47,9 @@ FAKE_PREFIXES = {
     "cdp_api": "/cdp-api",
 }
 IN_PROCESS_BASE = "http://fakes.patron.internal"
+# Outside every vendor's prefix: the request counts of the fakes (see `Fakes.request_counts`).
+REQUEST_COUNTS_PATH = "/__patron/requests"
+COMMERCE_TOKEN_PATH = "/oauth/token"
 
 
 def fake_upstream_env(base: str = IN_PROCESS_BASE) -> dict[str, str]:
@@ -70,10 +79,12 @@ class Fakes:
     cdp: FakeSegment = field(default_factory=FakeSegment)
 
     def app(self) -> Starlette:
-        """One ASGI app serving the three fakes under their prefixes."""
+        """One ASGI app serving the three fakes under their prefixes, and their request
+        counts at `REQUEST_COUNTS_PATH`."""
         p = FAKE_PREFIXES
         return Starlette(
             routes=[
+                Route(REQUEST_COUNTS_PATH, self._request_counts, methods=["GET"]),
                 Mount(p["commerce_auth"], app=self.commerce.app),
                 Mount(p["commerce_api"], app=self.commerce.app),
                 Mount(p["cms"], app=self.cms.app),
@@ -92,6 +103,29 @@ class Fakes:
         self.commerce.reset_requests()
         self.cms.reset_requests()
         self.cdp.reset_requests()
+
+    def set_latency(self, *, commerce: float, cms: float, cdp: float) -> None:
+        """Delay every request of each fake by this many seconds (commerce: its API, not its
+        OAuth token grant)."""
+        self.commerce.latency = commerce
+        self.cms.latency = cms
+        self.cdp.latency = cdp
+
+    def request_counts(self) -> dict[str, int]:
+        """The requests each fake has served since its last reset: `commerce` counts the API
+        calls only, its OAuth token grants are apart in `commerce_oauth` (one per token, not
+        per member view); `cms` and `cdp` count every request (CDP: profile reads and any
+        tracking or regulation call)."""
+        oauth = sum(1 for r in self.commerce.requests if r.path == COMMERCE_TOKEN_PATH)
+        return {
+            "commerce": len(self.commerce.requests) - oauth,
+            "commerce_oauth": oauth,
+            "cms": len(self.cms.requests),
+            "cdp": len(self.cdp.requests),
+        }
+
+    async def _request_counts(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.request_counts())
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,18 +6,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 
 from gateway.cache_control import PublicQueryCacheControl
-from loyalty.errors import PatronError, StoreUnavailable, UpstreamError
+from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
+from gateway.masking import MaskUnexpectedErrors
+from gateway.suggestions import HideSuggestions
+from gateway.validation_cache import ValidationCacheByText, ValidationResults
+from loyalty.errors import StoreUnavailable, UpstreamError
 from resolvers.mutations import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -57,30 +58,37 @@ class ErrorCodes(SchemaExtension):
             error.extensions = extensions
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    """Mask unexpected errors only: those we raise on purpose carry an extensions.code."""
-    original = error.original_error
-    return not (original is None or isinstance(original, PatronError | GraphQLError))
-
-
-def build_schema(*, production: bool = False, public_max_age: int = 60) -> strawberry.Schema:
-    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`)."""
+def build_schema(
+    *, production: bool = False, public_max_age: int = 60, federation: bool = False
+) -> strawberry.Schema:
+    """`public_max_age`: the `max-age` of public answers (`gateway.cache_control`).
+    `federation`: also an Apollo Federation 2 subgraph (`gateway.federation`)."""
+    validated = ValidationResults(maxsize=256)
     extensions: list[Any] = [
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ValidationCacheByText(validated),
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-        extensions.append(
-            lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error")
+        rules: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
+        if federation:
+            rules.append(NoSubgraphSchemaRule)
+        extensions.append(lambda: AddValidationRules(rules))
+        extensions.append(HideSuggestions)
+        extensions.append(MaskUnexpectedErrors)
+    with SCHEMA_BUILD_LOCK:
+        if federation:
+            return FederatedSchema(
+                mutation=Mutation, subscription=Subscription, extensions=extensions
+            )
+        return strawberry.Schema(
+            query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
         )
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
-    )
 
 
-def schema_sdl() -> str:
-    return build_schema().as_str() + "\n"
+def schema_sdl(*, federation: bool = False) -> str:
+    """The SDL of `schema.graphql` or, federated, of `schema.federation.graphql`."""
+    with SCHEMA_BUILD_LOCK:
+        return build_schema(federation=federation).as_str() + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -9,8 +10,8 @@ import httpx
 from adapters.cdp.client import SegmentClient
 from adapters.cms.client import AmplienceClient
 from adapters.commerce.client import CommercetoolsClient
-from adapters.http import Upstream
-from gateway.settings import Settings
+from adapters.http import BreakerState, Upstream
+from gateway.settings import Settings, UpstreamName
 
 
 class ConfigurationError(RuntimeError):
@@ -23,6 +24,19 @@ class UpstreamClients:
     cms: AmplienceClient
     cdp: SegmentClient
 
+    def breaker_states(self) -> Mapping[str, BreakerState]:
+        """The circuit breaker of every host, by `<upstream>` or `<upstream>.<part>`: each
+        host has its own breaker (the commerce auth host may fail while its API answers)."""
+        hosts: dict[str, Upstream | None] = {
+            "commerce": self.commerce.api,
+            "commerce.auth": self.commerce.auth,
+            "cms": self.cms.upstream,
+            "cdp": self.cdp.profiles_upstream,
+            "cdp.tracking": self.cdp.tracking_upstream,
+            "cdp.regulations": self.cdp.regulations_upstream,
+        }
+        return {name: host.breaker_state for name, host in hosts.items() if host is not None}
+
 
 def _required(value: str | None, name: str) -> str:
     if not value:
@@ -31,31 +45,28 @@ def _required(value: str | None, name: str) -> str:
 
 
 def build_upstreams(settings: Settings, http: httpx.AsyncClient) -> UpstreamClients:
-    policy = settings.upstream_policy
+    """The three adapters; every host of an upstream has that upstream's policy."""
+
+    def host(name: UpstreamName, url: str) -> Upstream:
+        return Upstream(name, url, http, settings.upstream_policy(name))
+
     commerce = CommercetoolsClient(
-        Upstream(
-            "commerce", _required(settings.commerce_api_url, "COMMERCE_API_URL"), http, policy
-        ),
-        Upstream(
-            "commerce", _required(settings.commerce_auth_url, "COMMERCE_AUTH_URL"), http, policy
-        ),
+        host("commerce", _required(settings.commerce_api_url, "COMMERCE_API_URL")),
+        host("commerce", _required(settings.commerce_auth_url, "COMMERCE_AUTH_URL")),
         project_key=settings.commerce_project_key,
         client_id=settings.commerce_client_id,
         client_secret=settings.commerce_client_secret.get_secret_value(),
         scope=settings.commerce_scope,
     )
     cms = AmplienceClient(
-        Upstream("cms", _required(settings.cms_url, "CMS_URL"), http, policy),
-        locale=settings.cms_locale,
+        host("cms", _required(settings.cms_url, "CMS_URL")), locale=settings.cms_locale
     )
     regulations = (
-        Upstream("cdp", settings.cdp_regulations_url, http, policy)
-        if settings.cdp_regulations_url
-        else None
+        host("cdp", settings.cdp_regulations_url) if settings.cdp_regulations_url else None
     )
     cdp = SegmentClient(
-        Upstream("cdp", _required(settings.cdp_profile_url, "CDP_PROFILE_URL"), http, policy),
-        Upstream("cdp", _required(settings.cdp_tracking_url, "CDP_TRACKING_URL"), http, policy),
+        host("cdp", _required(settings.cdp_profile_url, "CDP_PROFILE_URL")),
+        host("cdp", _required(settings.cdp_tracking_url, "CDP_TRACKING_URL")),
         regulations,
         space_id=settings.cdp_space_id,
         access_token=settings.cdp_token.get_secret_value(),

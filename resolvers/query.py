@@ -30,6 +30,7 @@ from resolvers.permissions import (
 )
 from resolvers.points import PageInfo, PointsTransaction
 from resolvers.privacy import member_export
+from resolvers.selections import selects
 from resolvers.staff import (
     CustomerSpend,
     MemberConnection,
@@ -71,7 +72,12 @@ class Query:
         viewer = info.context.viewer
         if not viewer.is_member:
             return None
-        member = await info.context.loaders.member_by_commerce_id.load(viewer.sub)
+        loaders = info.context.loaders
+        if selects(info, "cart"):
+            # The cart is keyed by the token's subject (the member's commerce id): ask
+            # commerce now, while the database finds the member, not after it.
+            loaders.cart_by_customer_id.prefetch(viewer.sub)
+        member = await loaders.member_by_commerce_id.load(viewer.sub)
         return Member.of(member) if member else None
 
     @strawberry.field(

@@ -34,14 +34,16 @@ class Subscription:
         self, info: Info[Any, Any], member_id: strawberry.ID
     ) -> AsyncGenerator[PointsBalance, None]:
         # FollowsMember allowed it with fresh loaders; NOT_FOUND for an unknown member.
-        member = await visible_member(info, local_id(member_id, "Member"))
+        local = local_id(member_id, "Member")
+        await visible_member(info, local)
+        assert local is not None  # visible_member refuses an id that is not a member's
         loaders = info.context.loaders
         # Subscribed before the first read (these loaders hold no balance yet), so a change
         # between the two is not lost.
-        async with info.context.services.broker.subscribe(points_channel(member.id)) as changes:
-            yield await _balance(loaders, member.id)
+        async with info.context.services.broker.subscribe(points_channel(local)) as changes:
+            yield await _balance(loaders, local)
             async for _ in changes:
-                yield await _balance(await _checked(info, member.id), member.id)
+                yield await _balance(await _checked(info, local), local)
 
 
 async def _checked(info: Info[Any, Any], member_id: str) -> Loaders:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from adapters.cache.store import CacheStore
+from adapters.http import spawn_detached
 from loyalty.errors import UpstreamError
 
 __all__ = ["IN_FLIGHT_SECONDS", "REFRESH_AHEAD_FRACTION", "SwrCache"]
@@ -164,9 +165,9 @@ class SwrCache(Generic[K, V]):
     ) -> None:
         keys = [self.key(i) for i in ids]
         self.refreshing.update(keys)
-        task = asyncio.create_task(
-            self._refresh(ids, keys, fetch), name=f"{self.name}-cache-refresh"
-        )
+        # Not bound by the request's deadline: the refresh outlives the request that saw the
+        # entry, and is bounded by the upstream policy's own timeouts.
+        task = spawn_detached(self._refresh(ids, keys, fetch), name=f"{self.name}-cache-refresh")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -6,7 +6,8 @@ Three Segment APIs, each behind its own `Upstream` (base URLs may carry a path p
   traits (paged with `next` while `has_more`) and external ids of one user. There is no
   batch read, so `profiles()` fans out one read per distinct user with bounded concurrency;
 - the Tracking API (`https://api.segment.io`), HTTP Basic with the source's write key:
-  `POST /v1/batch` of track events, retryable because `messageId` deduplicates upstream;
+  `POST /v1/batch` of track events, retryable because `messageId` deduplicates upstream
+  (a write all the same: never shared with another caller's identical batch);
 - the regulations endpoint (a full URL from the settings), Bearer access token: a
   `SUPPRESS_WITH_DELETE` request for a user being erased.
 
@@ -155,7 +156,7 @@ class SegmentClient:
         """Send the events in one `POST /v1/batch` (more if over 2,500 events or ~500 KB)."""
         for batch in split_batches([track_message(event) for event in events]):
             response = await self.tracking_upstream.request(
-                "POST", "v1/batch", json={"batch": batch}, auth=self._write_auth, read=True
+                "POST", "v1/batch", json={"batch": batch}, auth=self._write_auth, idempotent=True
             )
             _check(self.tracking_upstream, response)
 

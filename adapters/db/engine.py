@@ -19,9 +19,18 @@ WRITE_OPTION = "patron_write"
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+    """`pool_size` connections are kept open, as many again are opened under load and closed
+    when given back. On SQLite each connection is a thread of aiosqlite's, so a pool too
+    small for the load would start a thread (and set the PRAGMAs) for most reads."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(

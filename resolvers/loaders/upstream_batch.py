@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
@@ -25,8 +25,25 @@ class UpstreamBatchLoader(DataLoader[K, V]):
         if len(self._queue) == 1:
             self.loop.call_soon(self._after, self.ticks)
 
+    def prefetch(self, key: K) -> None:
+        """Send the batch holding `key` now, without waiting for siblings: for a key known
+        before the rest of the request is (the member's own cart, keyed by its token), so
+        the call overlaps the database work it does not depend on. A later `load(key)` gets
+        the same answer; a failure nobody asks for is not reported."""
+        future = self.load(key)
+        future.add_done_callback(_retrieve)
+        if self._queue:
+            dispatch_queue(self)
+
     def _after(self, remaining: int) -> None:
         if remaining > 0:
             self.loop.call_soon(self._after, remaining - 1)
-        else:
+        elif self._queue:  # empty when `prefetch` sent it already
             dispatch_queue(self)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a prefetch's exception as seen: if the field is asked for, its resolver gets the
+    error from the loader; if not, it is no one's to report."""
+    if not future.cancelled():
+        future.exception()

@@ -140,15 +140,17 @@ async def test_concurrent_401s_share_one_refresh(
     fake: FakeCommerce, http: httpx.AsyncClient
 ) -> None:
     client = make_client(http)
-    fake.add_cart("c1", [TIE])
-    await client.active_cart("c1")
+    for n in range(10):
+        fake.add_cart(f"c{n}", [TIE])
+    await client.active_cart("c0")
     fake.expire_tokens()
     fake.reset_requests()
     fake.latency = 0.01  # all ten calls are in flight with the old token when it is refused
 
-    carts = await asyncio.gather(*(client.active_cart("c1") for _ in range(10)))
+    # Ten different reads (identical ones would share one call: single-flight).
+    carts = await asyncio.gather(*(client.active_cart(f"c{n}") for n in range(10)))
 
-    assert all(cart is not None for cart in carts)
+    assert [cart.customer_id if cart else None for cart in carts] == [f"c{n}" for n in range(10)]
     assert token_calls(fake) == 1
     assert len(api_calls(fake)) == 20  # each call: one 401, then one retry
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from adapters.db import tables as t
 from adapters.db.engine import create_engine
 from adapters.db.outbox import OutboxRelay
 from adapters.db.store import SqlLoyaltyStore
+from adapters.http import current_deadline
 from gateway.app import create_app
 from gateway.demo import IN_PROCESS_BASE, Fakes
 from gateway.settings import Settings
@@ -243,9 +244,10 @@ async def test_two_relays_send_every_row_exactly_once(bench: Bench, database_url
 
 # --- in the gateway ---------------------------------------------------------------------
 async def test_the_gateway_sends_a_mutations_events_right_after_it(
-    settings: Settings, fakes: Fakes, clock: Clock
+    settings: Settings, fakes: Fakes, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The background relay, nudged by the commit: out long before its interval."""
+    """The background relay, nudged by the commit: out long before its interval, and not
+    under the deadline of the request that nudged it (the relay outlives the request)."""
     http = fakes.http_client()
     app = create_app(
         settings.model_copy(update={"outbox_relay": True, "outbox_interval": 60.0}),
@@ -253,6 +255,15 @@ async def test_the_gateway_sends_a_mutations_events_right_after_it(
         clock=clock,
     )
     async with app.router.lifespan_context(app):
+        cdp = app.state.gateway.outbox.cdp
+        deadlines: list[float | None] = []
+        send = cdp.track
+
+        async def track(events: Sequence[TrackEvent]) -> None:
+            deadlines.append(current_deadline())
+            await send(events)
+
+        monkeypatch.setattr(cdp, "track", track)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
 
@@ -282,6 +293,7 @@ async def test_the_gateway_sends_a_mutations_events_right_after_it(
             txn = recorded["recordPurchase"]["transaction"]
             await eventually(lambda: _now(bool(fakes.cdp.tracked)))
     await http.aclose()
+    assert deadlines == [None]
     [sent] = fakes.cdp.tracked
     transaction_id = int(local_id(txn["id"], "PointsTransaction") or 0)
     assert sent == {

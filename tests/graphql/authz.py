@@ -187,6 +187,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("Query", "topCustomers"): guarded(ReadsTopCustomers, MARKETER, ADMIN),
     ("Query", "memberExport"): guarded(ExportsMembers, ADMIN),
     ("Subscription", "pointsChanged"): guarded(FollowsMember, READERS),
+    # Federation (PATRON_FEDERATION=true): each representation is checked on its own, like
+    # member(id:) (`resolvers/visibility.py`; tests/graphql/test_federation.py asks it as
+    # every caller), and every field of the Member it returns guards itself.
+    ("Query", "_entities"): Rule("per representation, as member(id:)", open=True),
+    ("Query", "_service"): PUBLIC,  # the subgraph's SDL: no data (refused in production)
+    ("_Service", "sdl"): PUBLIC,
     # Mutations, for the scenes of `MUTATIONS` in test_authorization.py: the subject owns a
     # household with the household member (but for enrolment, creating a household, and
     # leaving or being forgotten, where the household member owns it).

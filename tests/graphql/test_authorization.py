@@ -27,6 +27,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLUnionType,
     get_named_type,
     is_leaf_type,
 )
@@ -56,6 +57,11 @@ from tests.graphql.ws import serving, ws_client
 
 SCHEMA = build_schema()
 GRAPHQL: GraphQLSchema = SCHEMA._schema
+# The guard also covers the schema as a federation subgraph (PATRON_FEDERATION=true).
+SCHEMAS: dict[str, GraphQLSchema] = {
+    "plain": GRAPHQL,
+    "federated": build_schema(federation=True)._schema,
+}
 CALLER_IDS = [c.name for c in CALLERS]
 
 
@@ -69,7 +75,7 @@ def object_types(schema: GraphQLSchema) -> dict[str, GraphQLObjectType]:
 
 def declared_permissions(type_name: str, field_name: str) -> tuple[type, ...]:
     """The permission classes a field declares, in the order they run."""
-    gql_field = object_types(GRAPHQL)[type_name].fields[field_name]
+    gql_field = object_types(SCHEMAS["federated"])[type_name].fields[field_name]
     definition = gql_field.extensions["strawberry-definition"]
     return tuple(
         type(permission)
@@ -80,10 +86,15 @@ def declared_permissions(type_name: str, field_name: str) -> tuple[type, ...]:
 
 
 # --- the guard: a rule for every field -----------------------------------------------------
+def schema_fields(schema: GraphQLSchema) -> set[tuple[str, str]]:
+    return {(t, f) for t, gtype in object_types(schema).items() for f in gtype.fields}
+
+
 def test_every_field_of_the_schema_has_a_rule() -> None:
-    fields = {(t, f) for t, gtype in object_types(GRAPHQL).items() for f in gtype.fields}
+    fields = set().union(*(schema_fields(s) for s in SCHEMAS.values()))
     assert sorted(fields - RULES.keys()) == [], "fields without a rule: classify them in authz.py"
     assert sorted(RULES.keys() - fields) == [], "rules for fields the schema no longer has"
+    assert schema_fields(GRAPHQL) <= schema_fields(SCHEMAS["federated"])
 
 
 @pytest.mark.parametrize(("type_name", "field_name"), sorted(RULES))
@@ -91,10 +102,13 @@ def test_each_field_declares_the_permissions_of_its_rule(type_name: str, field_n
     assert declared_permissions(type_name, field_name) == RULES[type_name, field_name].permissions
 
 
-def test_no_field_is_reachable_without_a_permission_unless_it_is_public() -> None:
+@pytest.mark.parametrize("flavour", sorted(SCHEMAS))
+def test_no_field_is_reachable_without_a_permission_unless_it_is_public(flavour: str) -> None:
     """From the roots, through fields without a permission only: everything reached is
-    public program data (`program`, its tiers and their content)."""
-    types = object_types(GRAPHQL)
+    public program data (`program`, its tiers and their content), or federation's
+    `_entities` and `_service`."""
+    schema = SCHEMAS[flavour]
+    types = object_types(schema)
     reached: set[tuple[str, str]] = set()
     seen: set[str] = set()
     pending = ["Query", "Mutation", "Subscription"]
@@ -111,8 +125,13 @@ def test_no_field_is_reachable_without_a_permission_unless_it_is_public() -> Non
             inner = get_named_type(gql_field.type)
             if isinstance(inner, GraphQLObjectType):
                 pending.append(inner.name)
+            elif isinstance(inner, GraphQLUnionType):  # _entities: Member
+                pending.extend(t.name for t in schema.get_possible_types(inner))
     assert {(t, f) for t, f in reached if not RULES[t, f].open} == set()
-    assert {t for t, _ in reached} == {"Query", "Program", "Tier", "Content"}
+    expected = {"Query", "Program", "Tier", "Content"}
+    if flavour == "federated":
+        expected |= {"_Service"}
+    assert {t for t, _ in reached} == expected
 
 
 # --- reads: every field reachable from a member --------------------------------------------

@@ -318,6 +318,8 @@ async def test_a_malformed_request_is_a_400(harness: Harness) -> None:
     assert bad_json.status_code == 400
     no_query = await c.post("/graphql", json={"variables": {}})
     assert no_query.status_code == 400
+    # A document that does not parse is a GraphQL request error: 200 under application/json
+    # (httpx accepts */*), 400 under application/graphql-response+json (test_graphql_over_http).
     syntax = await c.post("/graphql", json={"query": "{ me { "})
     assert syntax.status_code == 200
     assert syntax.json()["errors"][0]["message"].startswith("Syntax Error")

@@ -53,6 +53,23 @@ def test_committed_schema_is_current() -> None:
     assert committed == schema_sdl(), "schema.graphql is stale: run `make schema` and commit it"
 
 
+def test_committed_federated_schema_is_current() -> None:
+    committed = (ROOT / "schema.federation.graphql").read_text(encoding="utf-8")
+    assert committed == schema_sdl(federation=True), (
+        "schema.federation.graphql is stale: run `make schema` and commit it"
+    )
+
+
+def test_the_federated_schema_leaves_the_plain_one_as_it_was() -> None:
+    """Member carries its @key only while the federated schema is built."""
+    plain = schema_sdl()
+    federated = schema_sdl(federation=True)
+    assert schema_sdl() == plain
+    assert "@key" in federated and "_entities" in federated and "_service" in federated
+    assert "@key" not in plain and "_entities" not in plain and "_service" not in plain
+    assert "@link" not in plain and "_Any" not in plain
+
+
 def test_schema_has_every_part_of_the_contract_not_listed_as_pending() -> None:
     gone = missing_from(build_schema(schema_sdl()), build_schema(CONTRACT.read_text()))
     assert gone - NOT_YET_BUILT == set(), "the schema lacks parts of API.graphql"

@@ -1,12 +1,13 @@
 """A failing upstream costs only its own fields: the rest of the member view comes back,
 with an error naming the upstream (`extensions.upstream`) and saying how it failed
-(`UPSTREAM_UNAVAILABLE` or `UPSTREAM_TIMEOUT`).
+(`UPSTREAM_UNAVAILABLE`, `UPSTREAM_TIMEOUT` or `UPSTREAM_RATE_LIMITED`), within the request
+deadline.
 
 The fakes are reached through `FaultyTransport`, which serves them in process like the
-shared harness does, but can make one upstream answer 503, refuse connections, reply with
-a body that is not JSON, or (through the fake's own `latency`) answer too late. It enforces
-the read timeout of each request as a network transport does, which `httpx.ASGITransport`
-does not.
+shared harness does, but can make one upstream answer 503 or 429, refuse connections, reply
+with a body that is not JSON, or (through the fake's own `latency`) answer too late. It
+enforces the read timeout of each request as a network transport does, which
+`httpx.ASGITransport` does not.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.commerce.fake import FakeLine
 from gateway.app import create_app
 from gateway.demo import FAKE_PREFIXES, IN_PROCESS_BASE, Fakes
-from gateway.settings import Settings
+from gateway.settings import CmsUpstreamSettings, Settings, UpstreamsSettings
 from tests.conftest import Clock, Harness, SqlCounter, assert_ledger_balances, token
 from tests.graphql.conftest import enroll, purchase
 
@@ -44,6 +45,7 @@ class Fault(enum.Enum):
     DOWN = "down"  # 503 Service Unavailable
     REFUSED = "refused"  # the connection is refused
     MALFORMED = "malformed"  # 200 with a body that is not JSON
+    RATE_LIMITED = "rate_limited"  # 429 asking for two minutes, beyond any Retry-After cap
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):
@@ -61,6 +63,13 @@ class FaultyTransport(httpx.AsyncBaseTransport):
             self.refused.append(f"{upstream} {request.method} {request.url.path}")
         if fault is Fault.DOWN:
             return httpx.Response(503, json={"message": "Service Unavailable"}, request=request)
+        if fault is Fault.RATE_LIMITED:
+            return httpx.Response(
+                429,
+                headers={"Retry-After": "120"},
+                json={"error": {"code": "rate_limit_error", "message": "Too Many Requests"}},
+                request=request,
+            )
         if fault is Fault.REFUSED:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         if fault is Fault.MALFORMED:
@@ -122,9 +131,15 @@ async def faulty(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterato
 
 @pytest.fixture
 async def impatient(settings: Settings, fakes: Fakes, clock: Clock) -> AsyncIterator[FaultyHarness]:
-    """The gateway waiting 0.2 s for an upstream's reply, without retries."""
+    """The gateway waiting 0.2 s for an upstream's reply, without retries (the CMS has
+    timeouts of its own by default, so they are set too)."""
     async for h in _faulty_harness(
-        settings, fakes, clock, upstream_read_timeout=0.2, upstream_retries=0
+        settings,
+        fakes,
+        clock,
+        upstream_read_timeout=0.2,
+        upstream_retries=0,
+        upstreams=UpstreamsSettings(cms=CmsUpstreamSettings(read_timeout=0.2)),
     ):
         yield h
 
@@ -418,6 +433,65 @@ async def test_a_slow_cms_is_a_timeout_on_the_content(impatient: FaultyHarness) 
             "extensions": {"code": "UPSTREAM_TIMEOUT", "upstream": "cms"},
         }
     ]
+
+
+async def test_a_member_view_within_the_deadline_with_a_5_second_cms_and_a_failing_cdp(
+    faulty: FaultyHarness,
+) -> None:
+    """The acceptance test of issue 5, with the shipped settings: the CMS (1 s read timeout,
+    2 retries) would take over 3 s to fail; the request deadline (2.5 s) cuts it, and
+    everything else in the member view is exact."""
+    h = faulty
+    await seed(h)
+    h.clear_caches()  # cold: no content or profile to serve stale
+    h.fakes.cms.latency = 5.0
+    h.fail("cdp")
+    deadline = h.gateway.settings.request_deadline
+    assert deadline == 2.5
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    body = await h.gql(MEMBER_VIEW, token=token("cust-1", "member"))
+    elapsed = loop.time() - started
+
+    assert body["data"] == {
+        "me": {
+            "externalIds": {"commerceCustomerId": "cust-1"},
+            "profile": None,
+            "points": POINTS,
+            "tier": TIER_WITHOUT_CONTENT,
+            "cart": CART,
+            "orders": ORDERS,
+        }
+    }
+    assert without_messages(body["errors"]) == [
+        {"path": ["me", "profile"], "extensions": {"code": "UPSTREAM_UNAVAILABLE", "upstream": "cdp"}},
+        {"path": ["me", "tier", "current", "content"], "extensions": {"code": "UPSTREAM_TIMEOUT", "upstream": "cms"}},
+    ]  # fmt: skip
+    assert elapsed < deadline + 0.5, f"answered in {elapsed:.2f} s, deadline {deadline} s"
+
+
+async def test_a_rate_limited_cdp_costs_only_the_profile_at_once(faulty: FaultyHarness) -> None:
+    """A 429 asking for longer than `max_retry_after` is not waited for, nor retried."""
+    await seed(faulty)
+    faulty.fail("cdp", Fault.RATE_LIMITED)
+
+    body = await faulty.gql(MEMBER_VIEW, token=token("cust-1", "member"))
+
+    assert body["data"] == {
+        "me": {
+            "externalIds": {"commerceCustomerId": "cust-1"},
+            "profile": None,
+            "points": POINTS,
+            "tier": TIER,
+            "cart": CART,
+            "orders": ORDERS,
+        }
+    }
+    assert without_messages(body["errors"]) == [
+        {"path": ["me", "profile"], "extensions": {"code": "UPSTREAM_RATE_LIMITED", "upstream": "cdp"}}
+    ]  # fmt: skip
+    assert [r.split(" ")[:2] for r in faulty.transport.refused] == [["cdp", "GET"]]
 
 
 async def test_an_upstream_that_recovers_answers_again(faulty: FaultyHarness) -> None:

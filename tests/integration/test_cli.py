@@ -5,12 +5,14 @@ environment: no `PATRON_*` but what each test sets, and a working directory with
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from alembic.script import ScriptDirectory
@@ -55,6 +57,18 @@ def test_export_schema_writes_a_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert out.read_text(encoding="utf-8") == schema_sdl()
+
+
+def test_export_schema_federation_writes_the_subgraph_schema(tmp_path: Path) -> None:
+    out = tmp_path / "schema.federation.graphql"
+    done = patron("export-schema", "--federation", "-o", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert out.read_text(encoding="utf-8") == schema_sdl(federation=True)
+    assert schema_sdl(federation=True) != schema_sdl()
+    assert out.read_text(encoding="utf-8") == (REPO_ROOT / "schema.federation.graphql").read_text(
+        encoding="utf-8"
+    )
 
 
 # --- token --------------------------------------------------------------------------------
@@ -254,3 +268,33 @@ def test_serve_with_invalid_settings_exits_2(tmp_path: Path) -> None:
     assert done.stderr.startswith("patron: invalid settings:")
     assert "PATRON_JWT_SECRET or PATRON_JWKS_URL, not both" in done.stderr
     assert SECRET not in done.stderr  # a secret is never echoed
+
+
+# --- fakes: per-upstream latency and the request counts -----------------------------------
+def test_fakes_delay_each_upstream_and_count_its_requests(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATRON_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    argv = [sys.executable, "-m", "gateway", "fakes", "--port", str(port)]
+    argv += ["--latency-ms", "0", "--cms-latency-ms", "300"]
+    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                counts = httpx.get(f"{base}/__patron/requests", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, "fakes did not start"
+                time.sleep(0.1)
+        assert counts.json() == {"commerce": 0, "commerce_oauth": 0, "cms": 0, "cdp": 0}
+        began = time.monotonic()
+        assert httpx.get(f"{base}/cms/content/key/tiers/gold", timeout=10).status_code == 200
+        assert time.monotonic() - began >= 0.3  # --cms-latency-ms, not --latency-ms 0
+        assert httpx.get(f"{base}/__patron/requests", timeout=5).json()["cms"] == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
