@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from loyalty.models import Household as DomainHousehold
 from resolvers.node import Node, to_global_id
+from resolvers.permissions import ReadsHousehold
 
 if TYPE_CHECKING:
     from resolvers.members import Member
@@ -14,10 +15,11 @@ if TYPE_CHECKING:
 
 @strawberry.type
 class Household(Node):
-    id: strawberry.ID
+    # Every field: `ReadsHousehold` (its members, or a role that reads any member).
+    id: strawberry.ID = strawberry.field(permission_classes=[ReadsHousehold])
     _household: strawberry.Private[DomainHousehold]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsHousehold])
     async def owner(
         self, info: Info[Any, Any]
     ) -> Annotated[Member, strawberry.lazy("resolvers.members")]:
@@ -26,7 +28,7 @@ class Household(Node):
         member = await info.context.loaders.member_by_id.load(self._household.owner_id)
         return Member.of(member)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsHousehold])
     async def members(
         self, info: Info[Any, Any]
     ) -> list[Annotated[Member, strawberry.lazy("resolvers.members")]]:
@@ -35,7 +37,10 @@ class Household(Node):
         found = await info.context.loaders.member_by_id.load_many(list(self._household.member_ids))
         return [Member.of(m) for m in found if m is not None]
 
-    @strawberry.field(description="Points all members of the household can spend together.")
+    @strawberry.field(
+        permission_classes=[ReadsHousehold],
+        description="Points all members of the household can spend together.",
+    )
     async def pooled_points(self, info: Info[Any, Any]) -> int:
         balance = await info.context.loaders.balance_by_member_id.load(self._household.owner_id)
         return int(balance.available)

@@ -13,7 +13,6 @@ import segno
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import may_read_member
 from loyalty.card import card_code
 from loyalty.errors import UpstreamError
 from loyalty.models import Member as DomainMember
@@ -28,6 +27,7 @@ from resolvers.loaders.transactions_by_member_id import TransactionPageKey
 from resolvers.money import Money
 from resolvers.node import Node, to_global_id
 from resolvers.offers import Offer
+from resolvers.permissions import ReadsInsights, ReadsMember
 from resolvers.points import (
     PageInfo,
     PointsBalance,
@@ -105,8 +105,11 @@ class MemberInsights:
 
 @strawberry.type
 class Member(Node):
-    id: strawberry.ID
-    enrolled_at: datetime
+    # Every field is personal: `ReadsMember` (the member itself, its household, or a role
+    # that reads any member) guards each one, whichever way the member was reached.
+
+    id: strawberry.ID = strawberry.field(permission_classes=[ReadsMember])
+    enrolled_at: datetime = strawberry.field(permission_classes=[ReadsMember])
     _member: strawberry.Private[DomainMember]
 
     @classmethod
@@ -115,14 +118,17 @@ class Member(Node):
             id=to_global_id("Member", member.id), enrolled_at=member.enrolled_at, _member=member
         )
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsMember])
     def external_ids(self) -> ExternalIds:
         m = self._member
         return ExternalIds(
             commerce_customer_id=m.commerce_customer_id, cdp_user_id=m.cdp_user_id, email=m.email
         )
 
-    @strawberry.field(description="From the CDP adapter; null with an error if the CDP is down.")
+    @strawberry.field(
+        permission_classes=[ReadsMember],
+        description="From the CDP adapter; null with an error if the CDP is down.",
+    )
     async def profile(self, info: Info[Any, Any]) -> Profile | None:
         try:
             profile = await info.context.loaders.profile_by_user_id.load(self._member.cdp_user_id)
@@ -130,12 +136,12 @@ class Member(Node):
             raise upstream_error(exc, info) from exc
         return Profile.of(profile) if profile else None
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsMember])
     async def points(self, info: Info[Any, Any]) -> PointsBalance:
         balance = await info.context.loaders.balance_by_member_id.load(self._member.id)
         return PointsBalance.of(balance)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsMember])
     async def transactions(
         self, info: Info[Any, Any], first: int = 20, after: str | None = None
     ) -> PointsTransactionConnection:
@@ -162,17 +168,20 @@ class Member(Node):
             ),
         )
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsMember])
     async def tier(self, info: Info[Any, Any]) -> TierStatus:
         status = await info.context.loaders.tier_status_by_member_id.load(self._member.id)
         return TierStatus.of(status)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsMember])
     async def household(self, info: Info[Any, Any]) -> Household | None:
         household = await info.context.loaders.household_by_member_id.load(self._member.id)
         return Household.of(household) if household else None
 
-    @strawberry.field(description="Offers this member can use now, each with its CMS content.")
+    @strawberry.field(
+        permission_classes=[ReadsMember],
+        description="Offers this member can use now, each with its CMS content.",
+    )
     async def offers(self, info: Info[Any, Any]) -> list[Offer]:
         loaders = info.context.loaders
         # Both at once: the offers' content then joins the tier content's CMS batch.
@@ -183,7 +192,8 @@ class Member(Node):
         return [Offer.of(o) for o in offers_for_member(status.current, stored)]
 
     @strawberry.field(
-        description="The active cart from the commerce adapter; null when there is none."
+        permission_classes=[ReadsMember],
+        description="The active cart from the commerce adapter; null when there is none.",
     )
     async def cart(self, info: Info[Any, Any]) -> Cart | None:
         try:
@@ -195,8 +205,9 @@ class Member(Node):
         return Cart.of(cart, self._member.id) if cart else None
 
     @strawberry.field(
+        permission_classes=[ReadsMember],
         description="Orders from the commerce adapter, newest first. When commerce is down the "
-        "list is empty and `errors` has an UPSTREAM_* error at this path."
+        "list is empty and `errors` has an UPSTREAM_* error at this path.",
     )
     async def orders(self, info: Info[Any, Any], first: int = 10) -> list[Order]:
         limit = max(0, min(first, MAX_PAGE))
@@ -211,40 +222,18 @@ class Member(Node):
             return []
         return [Order.of(o) for o in orders]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsMember])
     def card(self, info: Info[Any, Any]) -> MemberCard:
         return MemberCard(code=card_code(self._member.id, info.context.services.card_secret))
 
     @strawberry.field(
+        permission_classes=[ReadsMember, ReadsInsights],
         description="Staff only (associate, marketer, admin): RFM segment, engagement and "
-        "churn risk. Anyone else gets null and a NOT_ALLOWED error."
+        "churn risk. Anyone else gets null and a NOT_ALLOWED error.",
     )
     async def insights(self, info: Info[Any, Any]) -> MemberInsights | None:
-        from resolvers.errors import not_allowed
-
-        if not info.context.viewer.is_staff:
-            raise not_allowed("insights are for staff only")
         found = await info.context.loaders.insights_by_member_id.load(self._member.id)
         return MemberInsights.of(found, info.context.services.program.currency) if found else None
 
 
-async def readable_member(info: Info[Any, Any], member: DomainMember) -> bool:
-    """Whether the viewer may see this member: staff and services any; a member itself and
-    the members of its household."""
-    viewer = info.context.viewer
-    if viewer.reads_any_member:
-        return True
-    if viewer.sub is None:
-        return False
-    if viewer.sub == member.commerce_customer_id:
-        return may_read_member(viewer, member.commerce_customer_id)
-    household = await info.context.loaders.household_by_member_id.load(member.id)
-    if household is None:
-        return False
-    others = await info.context.loaders.member_by_id.load_many(list(household.member_ids))
-    return may_read_member(
-        viewer, member.commerce_customer_id, [m.commerce_customer_id for m in others if m]
-    )
-
-
-__all__ = ["Member", "MemberCard", "MemberInsights", "RfmSegment", "readable_member"]
+__all__ = ["Member", "MemberCard", "MemberInsights", "RfmSegment"]

@@ -10,16 +10,24 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from loyalty.access import Role
 from loyalty.card import member_id_from_card
 from loyalty.money import Money as DomainMoney
 from loyalty.segments import Segment
 from loyalty.store import MemberSearch
-from resolvers.errors import not_allowed, not_found, refusal, unauthenticated
+from resolvers.errors import not_found, refusal
 from resolvers.households import Household
 from resolvers.members import Member, RfmSegment
 from resolvers.money import Money
 from resolvers.node import Node, from_global_id, local_id
+from resolvers.permissions import (
+    Authenticated,
+    ExportsMembers,
+    ReadsMemberByCard,
+    ReadsMemberById,
+    ReadsNode,
+    ReadsTopCustomers,
+    SearchesMembers,
+)
 from resolvers.points import PageInfo, PointsTransaction
 from resolvers.privacy import member_export
 from resolvers.selections import selects
@@ -31,7 +39,6 @@ from resolvers.staff import (
     parse_offset_cursor,
 )
 from resolvers.tiers import Program, program_for_viewer
-from resolvers.visibility import visible_member
 
 MAX_MEMBERS_PAGE = 100
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -39,34 +46,31 @@ _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 @strawberry.type
 class Query:
-    @strawberry.field
+    @strawberry.field(permission_classes=[ReadsNode])
     async def node(self, info: Info[Any, Any], id: strawberry.ID) -> Node | None:
-        decoded = from_global_id(id)
-        if decoded is None:
-            raise not_found("node")
-        type_name, local = decoded
+        loaders = info.context.loaders
+        type_name, local = from_global_id(id) or ("", "")
         if type_name == "Member":
-            return await visible_member(info, local)
+            member = await loaders.member_by_id.load(local)
+            if member is not None:
+                return Member.of(member)
         if type_name == "Household":
-            household = await info.context.loaders.household_by_id.load(local)
-            if household is None:
-                raise not_found("household")
-            await visible_member(info, household.owner_id)
-            return Household.of(household)
+            household = await loaders.household_by_id.load(local)
+            if household is not None:
+                return Household.of(household)
         if type_name == "PointsTransaction" and local.isdigit():
-            txn = await info.context.loaders.transaction_by_id.load(int(local))
-            if txn is None or txn.member_id is None:
-                raise not_found("transaction")
-            await visible_member(info, txn.member_id)
-            return PointsTransaction.of(txn, info.context.services.clock())
+            txn = await loaders.transaction_by_id.load(int(local))
+            if txn is not None and txn.member_id is not None:
+                return PointsTransaction.of(txn, info.context.services.clock())
         raise not_found("node")
 
-    @strawberry.field(description="The member behind the bearer token (role member).")
+    @strawberry.field(
+        permission_classes=[Authenticated],
+        description="The member behind the bearer token (role member).",
+    )
     async def me(self, info: Info[Any, Any]) -> Member | None:
         viewer = info.context.viewer
-        if not viewer.is_authenticated:
-            raise unauthenticated()
-        if Role.MEMBER not in viewer.roles:
+        if not viewer.is_member:
             return None
         loaders = info.context.loaders
         if selects(info, "cart"):
@@ -77,25 +81,24 @@ class Query:
         return Member.of(member) if member else None
 
     @strawberry.field(
+        permission_classes=[ReadsMemberById],
         description="Staff (associate, marketer, admin) and service callers; a member may read "
-        "only itself and its household."
+        "only itself and its household.",
     )
     async def member(self, info: Info[Any, Any], id: strawberry.ID) -> Member | None:
-        return await visible_member(info, local_id(id, "Member"))
+        return await _existing_member(info, local_id(id, "Member"), "member")
 
     @strawberry.field(
-        description="POS and associate app: resolve the code read from a member's QR card."
+        permission_classes=[ReadsMemberByCard],
+        description="POS and associate app: resolve the code read from a member's QR card.",
     )
     async def member_by_card(self, info: Info[Any, Any], code: str) -> Member | None:
         member_id = member_id_from_card(code, info.context.services.card_secret)
-        if member_id is None:
-            if not info.context.viewer.is_authenticated:
-                raise unauthenticated()
-            raise not_found("card")
-        return await visible_member(info, member_id)
+        return await _existing_member(info, member_id, "card")
 
     @strawberry.field(
-        description="Staff search: by name, email or external id; filter by tier or RFM segment."
+        permission_classes=[SearchesMembers],
+        description="Staff search: by name, email or external id; filter by tier or RFM segment.",
     )
     async def members(
         self,
@@ -106,11 +109,6 @@ class Query:
         first: int = 20,
         after: str | None = None,
     ) -> MemberConnection:
-        viewer = info.context.viewer
-        if not viewer.is_authenticated:
-            raise unauthenticated()
-        if not viewer.is_staff:
-            raise not_allowed("member search is for staff")
         if first < 0 or first > MAX_MEMBERS_PAGE:
             raise refusal("INVALID_INPUT", f"first must be between 0 and {MAX_MEMBERS_PAGE}")
         offset = parse_offset_cursor(after) if after else -1
@@ -153,17 +151,13 @@ class Query:
         return await program_for_viewer(info)
 
     @strawberry.field(
+        permission_classes=[ReadsTopCustomers],
         description="Marketers: the members with the highest purchase amount in a calendar month "
-        "(YYYY-MM), in the program currency."
+        "(YYYY-MM), in the program currency.",
     )
     async def top_customers(
         self, info: Info[Any, Any], month: str, first: int = 10
     ) -> list[CustomerSpend]:
-        viewer = info.context.viewer
-        if not viewer.is_authenticated:
-            raise unauthenticated()
-        if not viewer.has(Role.MARKETER):
-            raise not_allowed("top customers are for marketers")
         match = _MONTH.match(month)
         if match is None:
             raise refusal("INVALID_INPUT", "month must be YYYY-MM")
@@ -189,8 +183,18 @@ class Query:
 
     member_export: JSON | None = strawberry.field(
         resolver=member_export,
+        permission_classes=[ExportsMembers],
         description="Admins: everything held about a member (GDPR access request), as JSON.",
     )
+
+
+async def _existing_member(info: Info[Any, Any], member_id: str | None, what: str) -> Member:
+    """The member behind a local id (its permission has allowed it): NOT_FOUND when there
+    is none, which only a role that reads any member gets this far to be told."""
+    member = await info.context.loaders.member_by_id.load(member_id) if member_id else None
+    if member is None:
+        raise not_found(what)
+    return Member.of(member)
 
 
 async def _members_in_tier(info: Info[Any, Any], search: str | None, tier_key: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
+from loyalty.access import Capability
 from loyalty.program import Program as DomainProgram
 from loyalty.program import Tier as DomainTier
 from loyalty.tiers import TierStatus as DomainTierStatus
@@ -105,11 +105,11 @@ async def program_for_viewer(info: Info[Any, Any]) -> Program:
     member who holds it (its own `tier.current`)."""
     viewer = info.context.viewer
     program: DomainProgram = info.context.services.program
-    if viewer.is_staff:
+    if viewer.can(Capability.SEE_HIDDEN_TIERS):
         return Program.of(program, include_hidden=True)
     held: set[str] = set()
     has_hidden = any(t.hidden for t in program.tiers)
-    if has_hidden and Role.MEMBER in viewer.roles and viewer.sub is not None:
+    if has_hidden and viewer.is_member:
         member = await info.context.loaders.member_by_commerce_id.load(viewer.sub)
         if member is not None:
             status = await info.context.loaders.tier_status_by_member_id.load(member.id)

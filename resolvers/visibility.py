@@ -1,6 +1,10 @@
-"""The access check of a single member, shared by `member`, `node`, `memberByCard`, the
-`pointsChanged` subscription and federation's `_entities`, so that every way to reach a
-member says no alike."""
+"""The access check of a single member, for the resolvers that find members themselves
+rather than behind a root field's permission: the `pointsChanged` subscription at every
+event (its `FollowsMember` permission checks it when it starts) and federation's
+`_entities`, which answers each representation on its own. The same rules
+(`resolvers/permissions.py`) and the same answers as `member(id:)`: every way to reach a
+member says no alike, and a member who does not exist is NOT_FOUND for a role that reads
+any member and, to anyone else, the same NOT_ALLOWED as another member's."""
 
 from __future__ import annotations
 
@@ -8,35 +12,51 @@ from typing import Any
 
 from strawberry.types import Info
 
+from loyalty import access
+from loyalty.access import Access
 from loyalty.models import Member as DomainMember
-from resolvers.errors import not_allowed, not_found, unauthenticated
-from resolvers.members import Member, readable_member
+from resolvers.errors import not_found
+from resolvers.loaders import Loaders
+from resolvers.members import Member
+from resolvers.permissions import (
+    BEARER_REQUIRED,
+    NOT_YOURS,
+    Refused,
+    access_to_member,
+    access_to_member_id,
+)
 
 
 async def visible_member(info: Info[Any, Any], member_id: str | None) -> Member:
-    """The member behind a local id, if the viewer may read it; else a GraphQL error."""
-    if not info.context.viewer.is_authenticated:
-        raise unauthenticated()
-    member = await info.context.loaders.member_by_id.load(member_id) if member_id else None
-    return await _readable(info, member)
+    """The member behind a local id, if the viewer may read it; else a GraphQL error:
+    `UNAUTHENTICATED`, `NOT_ALLOWED` or `NOT_FOUND`."""
+    _unless_allowed(await access_to_member_id(info, member_id))
+    loaders: Loaders = info.context.loaders
+    return _found(await loaders.member_by_id.load(member_id) if member_id else None)
 
 
 async def visible_member_by_commerce_id(info: Info[Any, Any], commerce_id: str | None) -> Member:
     """The member behind a commerce customer id, under the same rules as `visible_member`."""
-    if not info.context.viewer.is_authenticated:
-        raise unauthenticated()
-    loader = info.context.loaders.member_by_commerce_id
-    member = await loader.load(commerce_id) if commerce_id else None
-    return await _readable(info, member)
-
-
-async def _readable(info: Info[Any, Any], member: DomainMember | None) -> Member:
-    """A member who does not exist is NOT_FOUND for staff, and for anyone else the same
-    NOT_ALLOWED as another member's: a member cannot probe which ids exist."""
+    viewer = info.context.viewer
+    if not viewer.is_authenticated:
+        _unless_allowed(Access.UNAUTHENTICATED)
+    loaders: Loaders = info.context.loaders
+    member = await loaders.member_by_commerce_id.load(commerce_id) if commerce_id else None
     if member is None:
-        if not info.context.viewer.reads_any_member:
-            raise not_allowed("a member may read only itself and its household")
+        _unless_allowed(access.unknown_target_access(viewer))
+    else:
+        _unless_allowed(await access_to_member(info, member))
+    return _found(member)
+
+
+def _unless_allowed(answer: Access) -> None:
+    if answer is Access.UNAUTHENTICATED:
+        raise Refused(answer, BEARER_REQUIRED)
+    if answer is not Access.ALLOWED:
+        raise Refused(answer, NOT_YOURS)
+
+
+def _found(member: DomainMember | None) -> Member:
+    if member is None:
         raise not_found("member")
-    if not await readable_member(info, member):
-        raise not_allowed("a member may read only itself and its household")
     return Member.of(member)

@@ -5,8 +5,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
-from loyalty.errors import DomainError, UserErrorCode
+from loyalty.errors import DomainError
 from loyalty.members import Enrolment
 from resolvers.errors import UserError
 from resolvers.members import Member
@@ -24,30 +23,9 @@ class EnrollMemberInput:
 
 
 async def enroll_member(info: Info[Any, Any], input: EnrollMemberInput) -> EnrollMemberPayload:
-    """A member enrols itself (its token's subject); staff and services enrol anyone."""
-    viewer = info.context.viewer
+    """A member enrols itself (its token's subject); staff and services enrol anyone
+    (`EnrollsMember`)."""
     try:
-        if not viewer.is_authenticated:
-            raise DomainError(UserErrorCode.NOT_ALLOWED, "a bearer token is required")
-        if not viewer.has(Role.ASSOCIATE, Role.SERVICE) and not (
-            Role.MEMBER in viewer.roles and viewer.sub == input.commerce_customer_id
-        ):
-            raise DomainError(
-                UserErrorCode.NOT_ALLOWED,
-                "a member may enrol only itself",
-                ("commerceCustomerId",),
-            )
-        if (
-            not viewer.has(Role.ASSOCIATE, Role.SERVICE)
-            and input.cdp_user_id is not None
-            and input.cdp_user_id != input.commerce_customer_id
-        ):
-            # Else a member could link itself to another customer's CDP profile and read it.
-            raise DomainError(
-                UserErrorCode.NOT_ALLOWED,
-                "only staff or a service may link a different CDP user",
-                ("cdpUserId",),
-            )
         referred_by = (
             member_local_id(input.referred_by, "referredBy") if input.referred_by else None
         )

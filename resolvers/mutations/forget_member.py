@@ -7,8 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
-from loyalty.errors import DomainError, UserErrorCode
+from loyalty.errors import DomainError
 from resolvers.errors import UserError
 from resolvers.mutations.common import member_local_id
 from resolvers.mutations.payloads import ForgetMemberPayload
@@ -23,24 +22,9 @@ class ForgetMemberInput:
 async def forget_member(info: Info[Any, Any], input: ForgetMemberInput) -> ForgetMemberPayload:
     """Admins, back-office services (`service`) and the member itself. The CDP is asked to
     delete the user after commit; if it is down, the request stays queued and the erasure
-    stands. A member already forgotten is NOT_FOUND."""
-    viewer = info.context.viewer
+    stands. A member already forgotten is NOT_FOUND (`ForgetsMember` says who may)."""
     try:
-        if not viewer.is_authenticated:
-            raise DomainError(UserErrorCode.NOT_ALLOWED, "a bearer token is required")
         member_id = member_local_id(input.member_id, "memberId")
-        if not viewer.has(Role.SERVICE):
-            member = (
-                await info.context.loaders.member_by_id.load(member_id)
-                if Role.MEMBER in viewer.roles
-                else None
-            )
-            if member is None or member.commerce_customer_id != viewer.sub:
-                raise DomainError(
-                    UserErrorCode.NOT_ALLOWED,
-                    "only the member itself, an admin or a back-office service may forget a member",
-                    ("memberId",),
-                )
         erasure = await info.context.services.privacy.forget(member_id)
     except DomainError as error:
         return ForgetMemberPayload(user_errors=[UserError.of(error)])

@@ -5,10 +5,9 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
 from loyalty.errors import DomainError
 from resolvers.errors import UserError
-from resolvers.mutations.common import member_local_id, points_payload, require_self_or
+from resolvers.mutations.common import member_local_id, points_payload
 from resolvers.mutations.payloads import PointsPayload
 
 
@@ -26,7 +25,6 @@ async def gift_points(info: Info[Any, Any], input: GiftPointsInput) -> PointsPay
     try:
         sender = member_local_id(input.from_member_id, "fromMemberId")
         receiver = member_local_id(input.to_member_id, "toMemberId")
-        await require_self_or(info, sender, Role.SERVICE)
         result = await info.context.services.ledger.gift(
             sender,
             receiver,

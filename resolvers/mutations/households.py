@@ -7,15 +7,14 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
+from loyalty.access import Access
 from loyalty.errors import DomainError, UserErrorCode
 from resolvers.errors import UserError
 from resolvers.households import Household
-from resolvers.mutations.common import member_local_id, require_self_or
+from resolvers.mutations.common import member_local_id
 from resolvers.mutations.payloads import HouseholdPayload
 from resolvers.node import local_id
-
-STAFF = (Role.SERVICE, Role.ASSOCIATE)
+from resolvers.permissions import access_to_household
 
 
 @strawberry.input
@@ -36,10 +35,10 @@ class RemoveHouseholdMemberInput:
 
 
 async def create_household(info: Info[Any, Any], input: CreateHouseholdInput) -> HouseholdPayload:
-    """A member creates its own household; staff and services for anyone."""
+    """A member creates its own household; staff and services for anyone
+    (`CreatesHousehold`)."""
     try:
         owner = member_local_id(input.owner_id, "ownerId")
-        await require_self_or(info, owner, *STAFF)
         household_id = await info.context.services.households.create(owner)
     except DomainError as error:
         return HouseholdPayload(user_errors=[UserError.of(error)])
@@ -49,9 +48,10 @@ async def create_household(info: Info[Any, Any], input: CreateHouseholdInput) ->
 async def add_household_member(
     info: Info[Any, Any], input: AddHouseholdMemberInput
 ) -> HouseholdPayload:
-    """The owner (or staff) adds a member; its available points join the shared wallet."""
+    """The owner (or staff) adds a member; its available points join the shared wallet
+    (`AddsHouseholdMember`)."""
     try:
-        household_id = await _owned_household(info, input.household_id)
+        household_id = _household_local_id(input.household_id)
         member = member_local_id(input.member_id, "memberId")
         await info.context.services.households.add(household_id, member)
     except DomainError as error:
@@ -62,14 +62,12 @@ async def add_household_member(
 async def remove_household_member(
     info: Info[Any, Any], input: RemoveHouseholdMemberInput
 ) -> HouseholdPayload:
-    """The owner (or staff) removes a member, or a member leaves; it takes nothing with it."""
+    """The owner (or staff) removes a member, or a member leaves; it takes nothing with it
+    (`RemovesHouseholdMember`). A member who left gets `household: null`: it no longer
+    reads that household."""
     try:
         member = member_local_id(input.member_id, "memberId")
         household_id = _household_local_id(input.household_id)
-        try:
-            await require_self_or(info, member, *STAFF)
-        except DomainError:
-            household_id = await _owned_household(info, input.household_id)
         await info.context.services.households.remove(household_id, member)
     except DomainError as error:
         return HouseholdPayload(user_errors=[UserError.of(error)])
@@ -83,20 +81,13 @@ def _household_local_id(global_id: str) -> str:
     return household_id
 
 
-async def _owned_household(info: Info[Any, Any], global_id: str) -> str:
-    """The household's id, if the caller is its owner or staff."""
-    household_id = _household_local_id(global_id)
-    if info.context.viewer.has(*STAFF):
-        return household_id
-    household = await info.context.loaders.household_by_id.load(household_id)
-    if household is None:
-        raise DomainError(UserErrorCode.NOT_FOUND, "no such household", ("householdId",))
-    await require_self_or(info, household.owner_id)
-    return household_id
-
-
 async def _payload(info: Info[Any, Any], household_id: str) -> HouseholdPayload:
+    """The household as it is now, if the caller may still read it (a member who just
+    left may not). The household loaders forget what they read before the change."""
     loaders = info.context.loaders
     loaders.household_by_id.clear(household_id)
+    loaders.household_by_member_id.clear_all()
     household = await loaders.household_by_id.load(household_id)
-    return HouseholdPayload(household=Household.of(household) if household else None)
+    if household is None or await access_to_household(info, household) is not Access.ALLOWED:
+        return HouseholdPayload()
+    return HouseholdPayload(household=Household.of(household))

@@ -5,13 +5,13 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
+from loyalty.access import Capability, store_scope
 from loyalty.card import member_id_from_card
 from loyalty.errors import DomainError, UserErrorCode
 from loyalty.ledger import Purchase, parse_money
 from resolvers.errors import UserError
 from resolvers.money import MoneyInput
-from resolvers.mutations.common import member_local_id, points_payload, require_role
+from resolvers.mutations.common import member_local_id, points_payload
 from resolvers.mutations.payloads import PointsPayload
 from resolvers.points import Channel
 
@@ -23,15 +23,19 @@ class RecordPurchaseInput:
     order_id: str
     total: MoneyInput
     channel: Channel  # type: ignore[valid-type]
-    store_id: str | None = None
+    store_id: str | None = strawberry.field(
+        default=None,
+        description="Where the purchase was made. An associate records for its own store only "
+        "(its token's `store`), which this defaults to.",
+    )
     idempotency_key: str
 
 
 async def record_purchase(info: Info[Any, Any], input: RecordPurchaseInput) -> PointsPayload:
-    """POS, associate app or a service: points for a purchase, by member id or card code."""
+    """POS, associate app or a service: points for a purchase, by member id or card code
+    (`RecordsPurchases`: associates for their own store only)."""
     services = info.context.services
     try:
-        require_role(info, Role.SERVICE, Role.ASSOCIATE)
         if (input.member_id is None) == (input.card_code is None):
             raise DomainError(
                 UserErrorCode.INVALID_INPUT,
@@ -52,7 +56,9 @@ async def record_purchase(info: Info[Any, Any], input: RecordPurchaseInput) -> P
                 total=parse_money(str(input.total.amount), input.total.currency_code),
                 channel=input.channel,
                 member_id=member_id,
-                store_id=input.store_id or info.context.viewer.store,
+                store_id=store_scope(
+                    info.context.viewer, Capability.RECORD_PURCHASES, input.store_id
+                ).store_id,
             ),
             input.idempotency_key,
         )

@@ -9,7 +9,7 @@ from loyalty.access import Role
 from loyalty.errors import DomainError
 from loyalty.models import Channel
 from resolvers.errors import UserError
-from resolvers.mutations.common import member_local_id, points_payload, require_self_or
+from resolvers.mutations.common import member_local_id, points_payload
 from resolvers.mutations.payloads import PointsPayload
 
 
@@ -25,7 +25,6 @@ async def redeem_points(info: Info[Any, Any], input: RedeemPointsInput) -> Point
     viewer = info.context.viewer
     try:
         member_id = member_local_id(input.member_id, "memberId")
-        await require_self_or(info, member_id, Role.SERVICE, Role.ASSOCIATE)
         result = await info.context.services.ledger.redeem(
             member_id,
             input.points,

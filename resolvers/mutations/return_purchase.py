@@ -5,12 +5,11 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty.access import Role
 from loyalty.errors import DomainError
 from loyalty.ledger import parse_money
 from resolvers.errors import UserError
 from resolvers.money import MoneyInput
-from resolvers.mutations.common import points_payload, require_role
+from resolvers.mutations.common import points_payload
 from resolvers.mutations.payloads import PointsPayload
 
 
@@ -26,7 +25,6 @@ class ReturnPurchaseInput:
 async def return_purchase(info: Info[Any, Any], input: ReturnPurchaseInput) -> PointsPayload:
     """Claw back the points of a returned purchase (all or part), pending points first."""
     try:
-        require_role(info, Role.SERVICE, Role.ASSOCIATE)
         amount = (
             parse_money(str(input.amount.amount), input.amount.currency_code, "amount")
             if input.amount

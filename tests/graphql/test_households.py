@@ -86,7 +86,10 @@ async def test_a_household_shares_one_wallet_and_its_best_tier(harness: Harness)
         token("ben", "member"),
     )
     assert left["userErrors"] == []
-    assert ids(left["household"]) == ["ava"]
+    # He no longer reads the household he left (her wallet, her members): null, no error.
+    assert left["household"] is None
+    ava_view = await me(h, "ava")
+    assert ava_view["household"]["members"] == [{"externalIds": {"commerceCustomerId": "ava"}}]
     ben_view = await me(h, "ben")
     assert ben_view == {
         "points": {"available": 0, "pending": 0},
