@@ -99,7 +99,9 @@ async def test_a_cart_inside_an_inline_fragment_is_prefetched_once(
 ) -> None:
     h = harness
     await enroll(h, "cust-1")
-    query = "{ me { ... on Member { cart { id } ...Again } } } fragment Again on Member { cart { id } }"
+    query = (
+        "{ me { ... on Member { cart { id } ...Again } } } fragment Again on Member { cart { id } }"
+    )
     await h.gql(query, token=token("cust-1", "member"))  # commerce's OAuth token
     timeline.clear()
     body = await h.gql(query, token=token("cust-1", "member"))
