@@ -41,6 +41,7 @@ from adapters.http import deadline as upstream_deadline
 from adapters.rate_limit.gcra import RateLimiter
 from adapters.rate_limit.memory import MemoryRateLimiter
 from adapters.rate_limit.redis import RedisRateLimiter
+from gateway import gc_tuning
 from gateway.auth import AuthError, Identity, TokenVerifier
 from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
@@ -128,10 +129,12 @@ def create_app(
     fakes: Fakes | None = None,
     clock: Clock = utc_now,
     span_processor: SpanProcessor | None = None,
+    tune_gc: bool = False,
 ) -> Starlette:
     """Build the gateway. `http` replaces the shared HTTP client (tests route it to fakes);
     in demo mode the fakes run in process unless given. `span_processor` turns tracing on
-    with it instead of the OTLP exporter (tests read their spans from it)."""
+    with it instead of the OTLP exporter (tests read their spans from it). `tune_gc`:
+    freeze the heap once started (`gateway.gc_tuning`; `patron serve` only)."""
     program = load_program(settings.program)  # an invalid program stops the start here
     metrics = Metrics(multiprocess_dir=settings.prometheus_multiproc_dir)
     tracing = Tracing.from_settings(settings, span_processor)
@@ -204,6 +207,8 @@ def create_app(
             if settings.outbox_relay:
                 notifier.after.append(relay.nudge)  # a commit that moved points queued events
                 relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            if tune_gc:
+                gc_tuning.tune()
             yield
         finally:
             if relay_task is not None:

@@ -9,4 +9,5 @@ from gateway.settings import Settings
 
 
 def app_from_env() -> Starlette:
-    return create_app(Settings())
+    """The served gateway: settings from the environment, the collector tuned once started."""
+    return create_app(Settings(), tune_gc=True)
