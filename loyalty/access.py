@@ -6,7 +6,9 @@ Two kinds of right decide every access (README, Security: authorization):
   purchases, ... for anyone. `admin` holds every capability.
 - **ownership**, for a viewer with the `member` role: a member reads itself and the members
   of its household (its `Circle`), and acts for itself (redeems, gifts, donates, enrols,
-  creates and leaves a household, forgets itself); a household's owner manages it.
+  creates and leaves a household, accepts an invitation to one, forgets itself); a
+  household's owner manages it, but adds a member only with that member's consent: it
+  invites, the member accepts (`household_join`).
 
 Associates carry a `store` claim: they read any member (clienteling), but record purchases
 and award points only for their own store (`store_scope`): a token without a store may not.
@@ -54,7 +56,8 @@ class Capability(enum.StrEnum):
     GIFT_FOR_ANY = "gift from any member (giftPoints)"
     DONATE_FOR_ANY = "donate for any member (donatePoints)"
     AWARD_POINTS = "award points (awardPoints), store-scoped for associates"
-    MANAGE_ANY_HOUSEHOLD = "manage any household (create, add, remove)"
+    MANAGE_ANY_HOUSEHOLD = "manage any household (create, add directly, remove)"
+    READ_ANY_INVITATIONS = "read any member's household invitations (Member.householdInvitations)"
     ASSIGN_TIERS = "assign tiers (assignTier)"
     FORGET_ANY = "forget any member (forgetMember)"
 
@@ -236,6 +239,39 @@ def acts_for_member(viewer: Viewer, wanted: Capability, member_commerce_id: str 
         viewer,
         viewer.can(wanted)
         or (member_commerce_id is not None and is_self(viewer, member_commerce_id)),
+    )
+
+
+class HouseholdJoin(enum.StrEnum):
+    """What `addHouseholdMember` does for its caller: both members consent to a join."""
+
+    ADD = "add"  # staff and services: they verify both consents in person, the member joins
+    INVITE = "invite"  # the household's owner: a pending invitation; nothing moves
+    ACCEPT = "accept"  # the member itself: joins if the household invited it
+
+
+def household_join(
+    viewer: Viewer, owner_commerce_id: str | None, member_commerce_id: str | None
+) -> HouseholdJoin | None:
+    """Adding a member to a household: the capability to manage any household adds it; the
+    owner (`owner_commerce_id`, None when the household does not exist) invites it; the
+    member itself (`member_commerce_id`, None when it does not exist) accepts. None: the
+    viewer may do none of these (`decide(viewer, False)` says why)."""
+    if viewer.can(Capability.MANAGE_ANY_HOUSEHOLD):
+        return HouseholdJoin.ADD
+    if owner_commerce_id is not None and is_self(viewer, owner_commerce_id):
+        return HouseholdJoin.INVITE
+    if member_commerce_id is not None and is_self(viewer, member_commerce_id):
+        return HouseholdJoin.ACCEPT
+    return None
+
+
+def invitations_access(viewer: Viewer, commerce_customer_id: str) -> Access:
+    """A member's household invitations: the member itself only (not its household: an
+    invitation is its own decision), and admins."""
+    return decide(
+        viewer,
+        viewer.can(Capability.READ_ANY_INVITATIONS) or is_self(viewer, commerce_customer_id),
     )
 
 

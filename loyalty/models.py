@@ -117,6 +117,21 @@ class Household:
 
 
 @dataclass(frozen=True, slots=True)
+class HouseholdInvitation:
+    """The owner of `household_id` (`invited_by_id`) invites `member_id` to join it. The
+    member joins only if it accepts before `expires_at` (README, Households)."""
+
+    household_id: str
+    member_id: str
+    invited_by_id: str
+    created_at: datetime
+    expires_at: datetime
+
+    def pending(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
 class TierAssignment:
     member_id: str
     tier_key: str

@@ -22,9 +22,13 @@ Erasure (`PrivacyService.forget`) happens in one database transaction:
   of its idempotent operations are deleted; the reasons of its staff tier assignments are
   redacted, who assigned which tier and when is kept for audit;
 - a household member leaves its household (taking nothing with it, as when leaving); an
-  owner alone in its household dissolves it; an owner with other members is refused
-  (`NOT_ALLOWED`): the household lives as long as its owner and its shared wallet is the
-  owner's, so staff remove the other members first;
+  owner alone in its household dissolves it (and its pending invitations go with it); an
+  owner with other members is refused (`NOT_ALLOWED`): the household lives as long as its
+  owner and its shared wallet is the owner's, so staff remove the other members first. The
+  owner's household is locked before its members are counted, so a member accepting an
+  invitation at the same moment either joins first (and the erasure is refused) or finds
+  the household gone;
+- its household invitations are deleted, those it received and those it sent;
 - a CDP deletion request is queued in the same transaction (a `job_state` row
   `cdp-deletion:<member uuid>`), then sent after commit. If the CDP is down the erasure
   stands and the row stays queued: `patron jobs run cdp-deletions` (cron) sends what is
@@ -103,7 +107,8 @@ class MemberRecords:
 
     `transactions` are the member's own, each with a `postings` list of
     `{"source": code, "destination": code, "amount": points}`; `household` has the
-    household's columns plus `joined_at` and `member_ids` (the owner first)."""
+    household's columns plus `joined_at` and `member_ids` (the owner first);
+    `household_invitations` are those it received and those it sent."""
 
     member: Mapping[str, Any]
     household: Mapping[str, Any] | None = None
@@ -115,6 +120,7 @@ class MemberRecords:
     transactions: Sequence[Mapping[str, Any]] = ()
     offers: Sequence[Mapping[str, Any]] = ()
     outbox: Sequence[Mapping[str, Any]] = ()
+    household_invitations: Sequence[Mapping[str, Any]] = ()
 
 
 class ErasureSession(LedgerSession, Protocol):
@@ -152,7 +158,12 @@ class ErasureSession(LedgerSession, Protocol):
     async def redact_tier_assignments(self, member_id: str, reason: str) -> None: ...
 
     async def dissolve_household(self, household_id: str) -> None:
-        """Delete a household whose last member (its owner) is being forgotten."""
+        """Delete a household whose last member (its owner) is being forgotten, and its
+        invitations."""
+        ...
+
+    async def delete_household_invitations(self, member_id: str) -> int:
+        """Delete the household invitations the member received or sent."""
         ...
 
     async def queue_deletion(self, deletion: QueuedDeletion) -> None: ...
@@ -233,6 +244,10 @@ class PrivacyService:
             raise DomainError(UserErrorCode.NOT_FOUND, "no such member", ("memberId",))
         customers[:] = [member.commerce_customer_id]
         household = await session.household_of(member.id)
+        if household is not None and household.owner_id == member.id:
+            # Locked, then counted again: a member accepting an invitation meanwhile has
+            # either joined (counted here) or waits and then finds the household gone.
+            household = await session.household_for_update(household.id)
         owns = household is not None and household.owner_id == member.id
         if owns and household is not None and len(household.member_ids) > 1:
             raise DomainError(
@@ -249,6 +264,7 @@ class PrivacyService:
                 await session.redact_transaction(txn.id, description=None, actor=actor, extra=extra)
         forfeited = await self._close_wallet(session, member.id, now)
         await _leave_household(session, household, member.id)
+        await session.delete_household_invitations(member.id)
         await session.delete_offers(member.id)
         await session.delete_outbox(member.cdp_user_id)
         await session.forget_results(member.id)
@@ -353,6 +369,7 @@ class PrivacyService:
             "transactions": [_json_row(r, drop=("member_id",)) for r in records.transactions],
             "offers": [_json_row(r, drop=("member_id",)) for r in records.offers],
             "outboxEvents": [_json_row(r, drop=("user_id",)) for r in records.outbox],
+            "householdInvitations": [_json_row(r) for r in records.household_invitations],
             "cdp": await self._cdp_export(cdp_user_id),
         }
 

@@ -14,10 +14,11 @@ Validated: unknown settings in every table (with the closest known name as a hin
 required texts, keys (lowercase letters, digits and dashes; unique among tiers and among
 charities), ISO 4217 codes for `currency` and `[fx]` (no rate for the program currency itself,
 rates positive), the time zone, the tier basis, no negative numbers, percentages from 0 to 100,
-`pending_days` at most 365, an associate's per-award limit within its daily limit, and tiers:
-at least one public tier, the first public tier from 0, public tiers in strictly increasing
-`min_spend`. A hidden tier is assigned by staff and never reached by spend, so a hidden tier
-with `min_spend` above 0 is an error rather than a silently ignored setting.
+`pending_days` at most 365, `[household] invitation_days` from 1 to 30, an associate's
+per-award limit within its daily limit, and tiers: at least one public tier, the first public
+tier from 0, public tiers in strictly increasing `min_spend`. A hidden tier is assigned by
+staff and never reached by spend, so a hidden tier with `min_spend` above 0 is an error rather
+than a silently ignored setting.
 
 `dump_program(program)` writes a program back as a program file that loads to an equal program.
 """
@@ -40,6 +41,11 @@ from loyalty.money import KNOWN_CURRENCIES
 
 TIER_BASES = ("spend_rolling_12m", "spend_calendar_year")
 MAX_PENDING_DAYS = 365
+# How long a member has to accept an owner's invitation to its household: a week covers a
+# member who opens the app weekly; longer keeps a slot of `max_members` taken by someone
+# who may never answer (pending invitations count towards it).
+DEFAULT_INVITATION_DAYS = 7
+MAX_INVITATION_DAYS = 30
 
 # The settings each table of a program file may hold ([fx] holds currency codes instead).
 _TOP_LEVEL = frozenset(
@@ -53,7 +59,7 @@ _TOP_LEVEL = frozenset(
 _TABLES: dict[str, frozenset[str]] = {
     "associate_awards": frozenset({"max_points_per_award", "max_points_per_day"}),
     "gifting": frozenset({"max_points_per_day"}),
-    "household": frozenset({"max_members"}),
+    "household": frozenset({"max_members", "invitation_days"}),
     "birthday": frozenset({"bonus_points", "discount_percent"}),
     "newsletter": frozenset({"discount_percent"}),
     "referral": frozenset({"referrer_points", "referee_points"}),
@@ -112,6 +118,7 @@ class Program:
     associate_awards: AssociateAwardLimits = AssociateAwardLimits()
     gifting_max_points_per_day: int = 5000
     household_max_members: int = 4
+    household_invitation_days: int = DEFAULT_INVITATION_DAYS
     charities: tuple[Charity, ...] = ()
     birthday_bonus_points: int = 0
     birthday_discount_percent: Decimal = Decimal(0)
@@ -191,6 +198,9 @@ def parse_program(
         associate_awards=_associate_awards(p.table("associate_awards")),
         gifting_max_points_per_day=p.table("gifting").integer("max_points_per_day", 5000),
         household_max_members=p.table("household").integer("max_members", 4),
+        household_invitation_days=p.table("household").integer(
+            "invitation_days", DEFAULT_INVITATION_DAYS, maximum=MAX_INVITATION_DAYS
+        ),
         charities=_charities(p),
         birthday_bonus_points=p.table("birthday").integer("bonus_points", 0, minimum=0),
         birthday_discount_percent=p.table("birthday").percent("discount_percent"),
@@ -606,7 +616,10 @@ def dump_program(program: Program) -> str:
         max_points_per_day=p.associate_awards.max_points_per_day,
     )
     lines += ["", "[gifting]", *_assignments(max_points_per_day=p.gifting_max_points_per_day)]
-    lines += ["", "[household]", *_assignments(max_members=p.household_max_members)]
+    lines += ["", "[household]"]
+    lines += _assignments(
+        max_members=p.household_max_members, invitation_days=p.household_invitation_days
+    )
     for c in p.charities:
         lines += ["", "[[charities]]", *_assignments(key=c.key, name=c.name)]
     lines += ["", "[birthday]"]

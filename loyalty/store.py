@@ -20,6 +20,7 @@ from loyalty.models import (
     Channel,
     HeldTier,
     Household,
+    HouseholdInvitation,
     Member,
     Offer,
     OfferKind,
@@ -215,6 +216,13 @@ class LoyaltyReader(Protocol):
 
     async def households_by_ids(self, ids: Sequence[str]) -> list[Household]: ...
 
+    async def household_invitations_of_members(
+        self, member_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[HouseholdInvitation]]:
+        """Per member: the invitations to join a household it has not answered and that have
+        not expired by `now`, newest first."""
+        ...
+
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:
@@ -332,6 +340,35 @@ class LedgerSession(Protocol):
     ) -> None: ...
 
     async def remove_household_member(self, household_id: str, member_id: str) -> None: ...
+
+    async def household_for_update(self, household_id: str) -> Household | None:
+        """The household, its row locked for the rest of the transaction: whatever changes
+        who is in it (joining, leaving, inviting, dissolving) takes this lock first, so the
+        member count it checks stays true until it commits."""
+        ...
+
+    async def household_invitations(self, household_id: str) -> list[HouseholdInvitation]:
+        """The household's invitations, expired ones included."""
+        ...
+
+    async def save_household_invitation(self, invitation: HouseholdInvitation) -> None:
+        """Store an invitation, replacing the household's earlier one to the same member."""
+        ...
+
+    async def take_household_invitation(
+        self, household_id: str, member_id: str, now: datetime
+    ) -> bool:
+        """Delete the member's invitation to the household; whether one was pending at
+        `now` (an expired one is deleted too, and is not taken). The delete is the claim: of
+        two transactions taking the same invitation, one gets True."""
+        ...
+
+    async def drop_household_invitations(
+        self, household_id: str, *, member_id: str | None = None, expired_at: datetime | None = None
+    ) -> int:
+        """Delete the household's invitations: to `member_id` only, or only those expired
+        at `expired_at`, if given. How many."""
+        ...
 
     async def purchase_for_update(self, order_id: str) -> PurchaseRecord | None: ...
 

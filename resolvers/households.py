@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from loyalty.models import Household as DomainHousehold
+from loyalty.models import HouseholdInvitation as DomainInvitation
 from resolvers.node import Node, to_global_id
 from resolvers.permissions import ReadsHousehold
 
@@ -48,3 +50,22 @@ class Household(Node):
     @classmethod
     def of(cls, household: DomainHousehold) -> Household:
         return cls(id=to_global_id("Household", household.id), _household=household)
+
+
+@strawberry.type(
+    description="A household's owner invited a member to join it: the member joins only when "
+    "it accepts (addHouseholdMember naming itself) before expiresAt. Only ids: neither side "
+    "sees the other's personal data through it."
+)
+class HouseholdInvitation:
+    household_id: strawberry.ID = strawberry.field(description="The household (a Household id).")
+    member_id: strawberry.ID = strawberry.field(description="The invited member (a Member id).")
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, invitation: DomainInvitation) -> HouseholdInvitation:
+        return cls(
+            household_id=to_global_id("Household", invitation.household_id),
+            member_id=to_global_id("Member", invitation.member_id),
+            expires_at=invitation.expires_at,
+        )

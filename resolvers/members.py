@@ -21,13 +21,13 @@ from loyalty.offers import offers_for_member
 from loyalty.segments import Insights
 from resolvers.commerce import Cart, Order
 from resolvers.errors import soft_upstream_error, upstream_error
-from resolvers.households import Household
+from resolvers.households import Household, HouseholdInvitation
 from resolvers.loaders.orders_by_customer_id import OrdersKey
 from resolvers.loaders.transactions_by_member_id import TransactionPageKey
 from resolvers.money import Money
 from resolvers.node import Node, to_global_id
 from resolvers.offers import Offer
-from resolvers.permissions import ReadsInsights, ReadsMember
+from resolvers.permissions import ReadsHouseholdInvitations, ReadsInsights, ReadsMember
 from resolvers.points import (
     PageInfo,
     PointsBalance,
@@ -41,6 +41,9 @@ from resolvers.profile import Profile
 from resolvers.tiers import TierStatus
 
 MAX_PAGE = 100
+# Any number of households may invite a member; it is shown the newest (the others still
+# expire, and any of them can be accepted by its household id).
+MAX_INVITATIONS_SHOWN = 10
 
 
 @strawberry.type
@@ -106,7 +109,9 @@ class MemberInsights:
 @strawberry.type
 class Member(Node):
     # Every field is personal: `ReadsMember` (the member itself, its household, or a role
-    # that reads any member) guards each one, whichever way the member was reached.
+    # that reads any member) guards each one, whichever way the member was reached; the
+    # stricter `ReadsHouseholdInvitations` (the member itself) and `ReadsInsights` (staff)
+    # guard two of them.
 
     id: strawberry.ID = strawberry.field(permission_classes=[ReadsMember])
     enrolled_at: datetime = strawberry.field(permission_classes=[ReadsMember])
@@ -177,6 +182,16 @@ class Member(Node):
     async def household(self, info: Info[Any, Any]) -> Household | None:
         household = await info.context.loaders.household_by_member_id.load(self._member.id)
         return Household.of(household) if household else None
+
+    @strawberry.field(
+        permission_classes=[ReadsHouseholdInvitations],
+        description="Invitations to join a household that this member has not answered and "
+        "that have not expired, the newest 10: it accepts one with addHouseholdMember naming "
+        "itself, declines with removeHouseholdMember. The member itself only (and admins).",
+    )
+    async def household_invitations(self, info: Info[Any, Any]) -> list[HouseholdInvitation]:
+        found = await info.context.loaders.household_invitations_by_member_id.load(self._member.id)
+        return [HouseholdInvitation.of(i) for i in found[:MAX_INVITATIONS_SHOWN]]
 
     @strawberry.field(
         permission_classes=[ReadsMember],

@@ -172,6 +172,17 @@ class ReadsHousehold(Rule):
         return await access_to_household(info, _household_of(source))
 
 
+class ReadsHouseholdInvitations(Rule):
+    """`Member.householdInvitations`: the member itself (not its household's other members:
+    whether to join another household is its own business), and admins."""
+
+    refusal = "a member's household invitations are for itself only"
+
+    async def access(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> Access:
+        member = _member_of(source)
+        return access.invitations_access(info.context.viewer, member.commerce_customer_id)
+
+
 class ReadsInsights(CapabilityRule):
     """`Member.insights`: associates, marketers, admins (not the member, not services)."""
 
@@ -406,23 +417,34 @@ async def _household_owner_commerce_id(info: Info[Any, Any], global_id: str) -> 
     return owner.commerce_customer_id if owner is not None else None
 
 
+async def household_join(info: Info[Any, Any], input: Any) -> access.HouseholdJoin | None:
+    """What `addHouseholdMember` does for the viewer (`access.household_join`): services,
+    associates and admins add, the household's owner invites, the member itself accepts.
+    Staff and anonymous callers are decided without a query; the loads are the request's,
+    so the resolver asking again costs nothing."""
+    viewer = info.context.viewer
+    if _decided_by_role(viewer, Capability.MANAGE_ANY_HOUSEHOLD):
+        return access.household_join(viewer, None, None)
+    owner = await _household_owner_commerce_id(info, input.household_id)
+    member = await _commerce_id_of(info, input.member_id)
+    return access.household_join(viewer, owner, member)
+
+
 class AddsHouseholdMember(Rule):
-    """`addHouseholdMember`: the household's owner; services, associates, admins."""
+    """`addHouseholdMember`: services, associates, admins (they add); the household's owner
+    (it invites); the member named (it accepts an invitation)."""
 
     refusal = ACTS_FOR_ITSELF
 
     async def access(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> Access:
-        viewer = info.context.viewer
-        wanted = Capability.MANAGE_ANY_HOUSEHOLD
-        if _decided_by_role(viewer, wanted):
-            return access.acts_for_member(viewer, wanted, None)
-        owner = await _household_owner_commerce_id(info, kwargs["input"].household_id)
-        return access.acts_for_member(viewer, wanted, owner)
+        join = await household_join(info, kwargs["input"])
+        return access.decide(info.context.viewer, join is not None)
 
 
 class RemovesHouseholdMember(Rule):
-    """`removeHouseholdMember`: the member itself (it leaves), the household's owner;
-    services, associates, admins."""
+    """`removeHouseholdMember`: the member itself (it leaves, or declines an invitation),
+    the household's owner (it removes, or withdraws an invitation); services, associates,
+    admins."""
 
     refusal = ACTS_FOR_ITSELF
 

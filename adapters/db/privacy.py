@@ -94,9 +94,17 @@ class SqlErasureSession(SqlLedgerSession):
 
     async def dissolve_household(self, household_id: str) -> None:
         h, hm, a = t.households, t.household_members, t.ledger_accounts
+        await self.drop_household_invitations(household_id)
         await self.conn.execute(delete(hm).where(hm.c.household_id == household_id))
         referenced = exists().where(a.c.household_id == household_id)
         await self.conn.execute(delete(h).where(h.c.id == household_id, ~referenced))
+
+    async def delete_household_invitations(self, member_id: str) -> int:
+        hi = t.household_invitations
+        result = await self.conn.execute(
+            delete(hi).where(or_(hi.c.member_id == member_id, hi.c.invited_by_id == member_id))
+        )
+        return int(result.rowcount)
 
     async def queue_deletion(self, deletion: QueuedDeletion) -> None:
         await self.conn.execute(
@@ -156,6 +164,7 @@ class SqlPrivacyStore:
                 return found[0] if found else None
 
             ta, pu, o, a = t.tier_assignments, t.purchases, t.offers, t.ledger_accounts
+            hi = t.household_invitations
             return MemberRecords(
                 member=dict(member._mapping),
                 household=await _household(conn, member_id),
@@ -180,6 +189,11 @@ class SqlPrivacyStore:
                     select(t.outbox)
                     .where(t.outbox.c.user_id == member.cdp_user_id)
                     .order_by(t.outbox.c.id)
+                ),
+                household_invitations=await rows(
+                    select(hi)
+                    .where(or_(hi.c.member_id == member_id, hi.c.invited_by_id == member_id))
+                    .order_by(hi.c.created_at, hi.c.household_id, hi.c.member_id)
                 ),
             )
 

@@ -22,6 +22,7 @@ __all__ = [
     "HELD_TIERS",
     "HOUSEHOLDS_BY_IDS",
     "HOUSEHOLDS_OF_MEMBERS",
+    "HOUSEHOLD_INVITATIONS_OF_MEMBERS",
     "LIFETIME_EARNED",
     "MEMBERS_BY_COMMERCE_IDS",
     "MEMBERS_BY_IDS",
@@ -60,6 +61,14 @@ HOUSEHOLDS_OF_MEMBERS = _household_rows.where(
     _h.c.id.in_(
         select(_hm.c.household_id).where(_hm.c.member_id.in_(bindparam("ids", expanding=True)))
     )
+)
+# Pending invitations to join a household (:ids, :now), newest first.
+_hi = t.household_invitations
+HOUSEHOLD_INVITATIONS_OF_MEMBERS = (
+    select(_hi)
+    .where(_hi.c.member_id.in_(bindparam("ids", expanding=True)))
+    .where(_hi.c.expires_at > bindparam("now"))
+    .order_by(_hi.c.member_id, _hi.c.created_at.desc(), _hi.c.household_id)
 )
 
 # --- wallets (:codes, :available, :now, :earns) -------------------------------------------

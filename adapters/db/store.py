@@ -28,6 +28,7 @@ from loyalty.models import (
     Channel,
     HeldTier,
     Household,
+    HouseholdInvitation,
     Member,
     Offer,
     OfferKind,
@@ -357,6 +358,17 @@ class SqlReader:
     async def households_by_ids(self, ids: Sequence[str]) -> list[Household]:
         return _grouped_households(await self._all(reads.HOUSEHOLDS_BY_IDS, {"ids": list(ids)}))
 
+    async def household_invitations_of_members(
+        self, member_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[HouseholdInvitation]]:
+        rows = await self._all(
+            reads.HOUSEHOLD_INVITATIONS_OF_MEMBERS, {"ids": list(member_ids), "now": now}
+        )
+        found: dict[str, list[HouseholdInvitation]] = {m: [] for m in member_ids}
+        for row in rows:
+            found[row.member_id].append(_invitation(row))
+        return found
+
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:
@@ -428,6 +440,16 @@ def _grouped_households(rows: Sequence[Any]) -> list[Household]:
         )
         for hid, group in grouped.items()
     ]
+
+
+def _invitation(row: Any) -> HouseholdInvitation:
+    return HouseholdInvitation(
+        household_id=row.household_id,
+        member_id=row.member_id,
+        invited_by_id=row.invited_by_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
 
 
 def _held_tier(row: Any) -> HeldTier:
@@ -836,6 +858,59 @@ class SqlLedgerSession:
         await self.conn.execute(
             hm.delete().where(hm.c.household_id == household_id, hm.c.member_id == member_id)
         )
+
+    async def household_for_update(self, household_id: str) -> Household | None:
+        h = t.households
+        locked = await self._one(select(h.c.id).where(h.c.id == household_id).with_for_update())
+        # Read after the lock: under READ COMMITTED this sees what the previous holder
+        # committed (a member it added, or the household gone).
+        return await self.household(household_id) if locked is not None else None
+
+    async def household_invitations(self, household_id: str) -> list[HouseholdInvitation]:
+        hi = t.household_invitations
+        rows = (
+            await self.conn.execute(
+                select(hi).where(hi.c.household_id == household_id).order_by(hi.c.member_id)
+            )
+        ).all()
+        return [_invitation(r) for r in rows]
+
+    async def save_household_invitation(self, invitation: HouseholdInvitation) -> None:
+        hi = t.household_invitations
+        await self.drop_household_invitations(
+            invitation.household_id, member_id=invitation.member_id
+        )
+        await self.conn.execute(
+            hi.insert().values(
+                household_id=invitation.household_id,
+                member_id=invitation.member_id,
+                invited_by_id=invitation.invited_by_id,
+                created_at=invitation.created_at,
+                expires_at=invitation.expires_at,
+            )
+        )
+
+    async def take_household_invitation(
+        self, household_id: str, member_id: str, now: datetime
+    ) -> bool:
+        hi = t.household_invitations
+        deleted = await self.conn.execute(
+            delete(hi)
+            .where(hi.c.household_id == household_id, hi.c.member_id == member_id)
+            .returning(hi.c.expires_at)
+        )
+        return any(now < expires_at for (expires_at,) in deleted.all())
+
+    async def drop_household_invitations(
+        self, household_id: str, *, member_id: str | None = None, expired_at: datetime | None = None
+    ) -> int:
+        hi = t.household_invitations
+        statement = delete(hi).where(hi.c.household_id == household_id)
+        if member_id is not None:
+            statement = statement.where(hi.c.member_id == member_id)
+        if expired_at is not None:
+            statement = statement.where(hi.c.expires_at <= expired_at)
+        return int((await self.conn.execute(statement)).rowcount)
 
     async def wallet_of_account(self, code: str) -> Wallet:
         """The wallet a member's account belongs to (the member's own accounts)."""

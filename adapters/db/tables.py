@@ -97,6 +97,20 @@ household_members = Table(
     Column("joined_at", TS, nullable=False),
 )
 
+household_invitations = Table(
+    "household_invitations",
+    metadata,
+    # An owner's pending invitation of a member to its household (README, Households): the
+    # member joins only by accepting it before `expires_at`. One per household and member
+    # (a new one replaces it); deleted when accepted, withdrawn, declined, when the household
+    # is dissolved, and when either member is erased.
+    Column("household_id", ID, ForeignKey("households.id"), primary_key=True),
+    Column("member_id", ID, ForeignKey("members.id"), primary_key=True, index=True),
+    Column("invited_by_id", ID, ForeignKey("members.id"), nullable=False, index=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
 ledger_accounts = Table(
     "ledger_accounts",
     metadata,

@@ -59,6 +59,7 @@ LIST_SIZES: Mapping[str, int] = {
     "Cart.lineItems": 20,
     "Household.members": 10,  # the programs allow 4 to 6
     "Member.offers": 10,
+    "Member.householdInvitations": 10,  # the newest 10 are shown (resolvers/members.py)
     "Program.tiers": 10,
     "EnrollMemberPayload.userErrors": 5,
     "ForgetMemberPayload.userErrors": 5,

@@ -14,6 +14,9 @@ from resolvers.loaders.cart_by_customer_id import CartByCustomerIdLoader
 from resolvers.loaders.content_by_key import ContentByKeyLoader
 from resolvers.loaders.household_by_id import HouseholdByIdLoader
 from resolvers.loaders.household_by_member_id import HouseholdByMemberIdLoader
+from resolvers.loaders.household_invitations_by_member_id import (
+    HouseholdInvitationsByMemberIdLoader,
+)
 from resolvers.loaders.insights_by_member_id import InsightsByMemberIdLoader
 from resolvers.loaders.member_by_commerce_id import MemberByCommerceIdLoader
 from resolvers.loaders.member_by_id import MemberByIdLoader
@@ -38,6 +41,7 @@ class Loaders:
     tier_status_by_member_id: TierStatusByMemberIdLoader
     household_by_member_id: HouseholdByMemberIdLoader
     household_by_id: HouseholdByIdLoader
+    household_invitations_by_member_id: HouseholdInvitationsByMemberIdLoader
     offers_by_member_id: OffersByMemberIdLoader
     cart_by_customer_id: CartByCustomerIdLoader
     orders_by_customer_id: OrdersByCustomerIdLoader
@@ -62,6 +66,9 @@ class Loaders:
             ),
             household_by_member_id=households,
             household_by_id=HouseholdByIdLoader(reader),
+            household_invitations_by_member_id=HouseholdInvitationsByMemberIdLoader(
+                reader, services.clock
+            ),
             offers_by_member_id=OffersByMemberIdLoader(reader, services.clock),
             cart_by_customer_id=CartByCustomerIdLoader(services.commerce),
             orders_by_customer_id=OrdersByCustomerIdLoader(services.commerce),

@@ -81,10 +81,17 @@ class Mutation:
     add_household_member: HouseholdPayload = strawberry.mutation(
         resolver=add_household_member,
         extensions=[refusals_as_user_errors(AddsHouseholdMember())],
+        description="Joining takes both members' consent. The household's owner invites the "
+        "member (the payload's invitation; nothing moves until it accepts); the invited "
+        "member, naming itself, accepts and joins with its available points. Staff and "
+        "services add the member at once.",
     )
     remove_household_member: HouseholdPayload = strawberry.mutation(
         resolver=remove_household_member,
         extensions=[refusals_as_user_errors(RemovesHouseholdMember())],
+        description="A member leaves, or the owner (or staff) removes it; it takes nothing "
+        "with it. Naming a member who is only invited drops the invitation: the owner "
+        "withdraws it, the member declines it.",
     )
     assign_tier: MemberPayload = strawberry.mutation(
         resolver=assign_tier,

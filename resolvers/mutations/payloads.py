@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.errors import UserError
-from resolvers.households import Household
+from resolvers.households import Household, HouseholdInvitation
 from resolvers.members import Member
 from resolvers.points import PointsTransaction
 
@@ -26,6 +26,11 @@ class PointsPayload:
 @strawberry.type
 class HouseholdPayload:
     household: Household | None = None
+    invitation: HouseholdInvitation | None = strawberry.field(
+        default=None,
+        description="Set when the owner invited a member (addHouseholdMember by the owner): "
+        "the member is not in the household until it accepts the invitation.",
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 

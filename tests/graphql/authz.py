@@ -31,6 +31,7 @@ from resolvers.permissions import (
     ForgetsMember,
     GiftsPoints,
     ReadsHousehold,
+    ReadsHouseholdInvitations,
     ReadsInsights,
     ReadsMember,
     ReadsMemberByCard,
@@ -195,7 +196,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("_Service", "sdl"): PUBLIC,
     # Mutations, for the scenes of `MUTATIONS` in test_authorization.py: the subject owns a
     # household with the household member (but for enrolment, creating a household, and
-    # leaving or being forgotten, where the household member owns it).
+    # leaving or being forgotten, where the household member owns it). `addHouseholdMember`:
+    # the subject, as the owner, invites; staff and services add (`MORE_CASES` there: the
+    # subject accepting an invitation, declining one).
     ("Mutation", "enrollMember"): guarded(EnrollsMember, ITSELF, *ASSOCIATES, SERVICE, ADMIN),
     ("Mutation", "recordPurchase"): guarded(RecordsPurchases, ASSOCIATE_HERE, SERVICE, ADMIN),
     ("Mutation", "returnPurchase"): guarded(ReturnsPurchases, *ASSOCIATES, SERVICE, ADMIN),
@@ -230,6 +233,8 @@ RULES: dict[tuple[str, str], Rule] = {
         "card",
     ),
     ("Member", "insights"): READS_INSIGHTS,
+    # Its own decision: not its household's members, not staff but admins.
+    ("Member", "householdInvitations"): guarded(ReadsHouseholdInvitations, ITSELF, ADMIN),
     **classify("Household", READS_HOUSEHOLD, "id", "owner", "members", "pooledPoints"),
     # --- reached only through a field with a permission -----------------------------------
     **classify_types(
@@ -297,7 +302,8 @@ RULES: dict[tuple[str, str], Rule] = {
             "CustomerSpend": ("member", "spend", "orders"),
             "EnrollMemberPayload": ("member", "userErrors"),
             "PointsPayload": ("transaction", "member", "userErrors"),
-            "HouseholdPayload": ("household", "userErrors"),
+            "HouseholdInvitation": ("householdId", "memberId", "expiresAt"),
+            "HouseholdPayload": ("household", "invitation", "userErrors"),
             "MemberPayload": ("member", "userErrors"),
             "ForgetMemberPayload": ("forgottenMemberId", "userErrors"),
             "UserError": ("code", "field", "message"),

@@ -43,14 +43,21 @@ from loyalty.store import NewOffer
 from resolvers.context import Context
 from resolvers.members import Member
 from resolvers.node import local_id
+from resolvers.permissions import AddsHouseholdMember, RemovesHouseholdMember
 from tests.conftest import Harness, token
 from tests.graphql.authz import (
     ADMIN,
+    ASSOCIATES,
     CALLERS,
     HOME_STORE,
+    HOUSEHOLD,
+    ITSELF,
     RULES,
+    SERVICE,
     Caller,
     Refusal,
+    Rule,
+    guarded,
 )
 from tests.graphql.conftest import enroll
 from tests.graphql.ws import serving, ws_client
@@ -196,8 +203,8 @@ def member_field_queries(root: str) -> dict[str, tuple[str, set[tuple[str, str]]
 def test_the_member_queries_ask_every_field_reachable_from_a_member() -> None:
     asked = set().union(*(a for _, a in member_field_queries("member").values()))
     assert asked == reachable_from("Member")
-    # Today: 103 fields of 20 types. A field added below Member is asked without any change.
-    assert (len(asked), len({t for t, _ in asked})) == (103, 20)
+    # Today: 107 fields of 21 types. A field added below Member is asked without any change.
+    assert (len(asked), len({t for t, _ in asked})) == (107, 21)
 
 
 def filled(value: Any, gtype: GraphQLOutputType, out: set[tuple[str, str]]) -> None:
@@ -279,10 +286,21 @@ async def make_household(h: Harness, owner: str, member: str) -> str:
     return household
 
 
+async def invite(h: Harness, household: str, member: str, owner_sub: str) -> None:
+    """The household's owner (its token's subject) invites a member."""
+    await ok(
+        h,
+        "mutation($i: AddHouseholdMemberInput!) { addHouseholdMember(input: $i) { userErrors { code } } }",
+        {"i": {"householdId": household, "memberId": member}},
+        token(owner_sub, "member"),
+    )
+
+
 async def read_scene(h: Harness) -> Scene:
     """Ava, with a value in every field of her member view: a gold tier with CMS copy, a
     household with Ben, earned, pending and awarded points, an offer with every detail, a
-    CDP profile, a cart and orders. Cy is another member."""
+    CDP profile, a cart, orders, and an invitation to Dee's household. Cy is another
+    member."""
     s = Scene(0, "ava", "ben", "cy")
     for tier in ("member", "silver", "gold", "black"):
         h.fakes.cms.add_content(
@@ -313,6 +331,8 @@ async def read_scene(h: Harness) -> Scene:
         token("assoc-tor", "associate", store=HOME_STORE),
     )
     s.household = await make_household(h, s.subject, s.housemate)
+    dee = await enroll(h, "dee")
+    await invite(h, await make_household(h, dee, await enroll(h, "eve")), s.subject, "dee")
     member_id = local_id(s.subject, "Member")
     async with h.gateway.services.store.session() as session:
         assert await session.add_offer(
@@ -521,7 +541,8 @@ async def test_following_a_member_s_points_as_each_caller(harness: Harness, call
 @dataclass(frozen=True)
 class Case:
     """A mutation's input for a scene; `owner`: who owns the scene's household ("itself",
-    "household" or None: no household); `enrolled`: whether the subject is a member yet."""
+    "household", "inviting": the household member owns it and invited the subject, or None:
+    no household); `enrolled`: whether the subject is a member yet."""
 
     input: Any
     owner: str | None = "itself"
@@ -579,8 +600,32 @@ MUTATIONS: dict[str, Case] = {
 }
 
 
+# Mutations whose permission lets other callers through in another scene: the subject
+# invited to the household member's household. (scene name -> mutation, case, rule)
+INVITED = Case(lambda s: {"householdId": s.household, "memberId": s.subject}, "inviting")
+MORE_CASES: dict[str, tuple[str, Case, Rule]] = {
+    # The subject accepts; its owner invites it again (a later expiry); staff and services add.
+    "addHouseholdMember, invited": (
+        "addHouseholdMember",
+        INVITED,
+        guarded(AddsHouseholdMember, ITSELF, HOUSEHOLD, *ASSOCIATES, SERVICE, ADMIN),
+    ),
+    # The subject declines; the owner withdraws the invitation; staff and services drop it.
+    "removeHouseholdMember, invited": (
+        "removeHouseholdMember",
+        INVITED,
+        guarded(RemovesHouseholdMember, ITSELF, HOUSEHOLD, *ASSOCIATES, SERVICE, ADMIN),
+    ),
+}
+CASES: dict[str, tuple[str, Case, Rule]] = {
+    **{name: (name, case, RULES["Mutation", name]) for name, case in MUTATIONS.items()},
+    **MORE_CASES,
+}
+
+
 def test_every_mutation_is_asked() -> None:
     assert set(MUTATIONS) == set(object_types(GRAPHQL)["Mutation"].fields)
+    assert {name for name, _, _ in MORE_CASES.values()} <= set(MUTATIONS)
 
 
 async def mutation_scene(h: Harness, n: int, case: Case) -> Scene:
@@ -612,6 +657,10 @@ async def mutation_scene(h: Harness, n: int, case: Case) -> Scene:
         s.household = await make_household(h, s.subject, s.housemate)
     elif case.owner == "household":
         s.household = await make_household(h, s.housemate, s.subject)
+    elif case.owner == "inviting":
+        s.household = await make_household(h, s.housemate, s.newcomer)
+        await invite(h, s.household, s.subject, s.household_sub)
+        h.clock.advance(minutes=1)  # so that the owner inviting again changes the row
     return s
 
 
@@ -655,12 +704,11 @@ def store_refusal(caller: Caller) -> Refusal | None:
     return None
 
 
-@pytest.mark.parametrize("name", sorted(MUTATIONS))
-async def test_each_mutation_as_each_caller(harness: Harness, name: str) -> None:
+@pytest.mark.parametrize("scene", sorted(CASES))
+async def test_each_mutation_as_each_caller(harness: Harness, scene: str) -> None:
     h = harness
-    case = MUTATIONS[name]
+    name, case, rule = CASES[scene]
     document = mutation_document(name)
-    rule = RULES["Mutation", name]
     for n, caller in enumerate(CALLERS):
         scene = await mutation_scene(h, n, case)
         before = await snapshot(h)

@@ -242,7 +242,13 @@ async def test_mutations_naming_a_member_refuse_alike_whether_it_exists(harness:
             "code": "NOT_ALLOWED", "field": ["memberId"],
             "message": "only the member itself, an admin or a back-office service may forget a member",
         }),
-        ("addHouseholdMember", "AddHouseholdMemberInput", lambda m: {"householdId": m, "memberId": p["ava"]}, not_yours),
+        # Adding someone else to a household she does not own; accepting, for herself, an
+        # invitation she does not have: the same answer for a household or none.
+        ("addHouseholdMember", "AddHouseholdMemberInput", lambda m: {"householdId": m, "memberId": p["ben"]}, not_yours),
+        ("addHouseholdMember", "AddHouseholdMemberInput", lambda m: {"householdId": m, "memberId": p["ava"]}, {
+            "code": "NOT_ALLOWED", "field": ["householdId"],
+            "message": "this member has no pending invitation to this household",
+        }),
     ]  # fmt: skip
     for name, input_type, make, refusal in cases:
         document = f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ userErrors {{ code field message }} }} }}"

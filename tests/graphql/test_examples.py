@@ -137,4 +137,20 @@ async def test_every_example_runs_under_the_default_limits(trusted: Harness) -> 
             "data": {"pointsChanged": {"available": 100, "pending": 450, "lifetimeEarned": 850}}
         },
     }
+
+    # Ava invites Ben to her household; his app shows the invitation and he accepts.
+    created = await h.gql(
+        "mutation($o: ID!) { createHousehold(input: {ownerId: $o}) { household { id } } }",
+        {"o": ava_id},
+        token("pos-1", "service"),  # services send any document
+    )
+    household = created["data"]["createHousehold"]["household"]["id"]
+    joining = {"input": {"householdId": household, "memberId": ben_id}}
+    invited = (await step("mobile/AddHouseholdMember", ava, joining))["addHouseholdMember"]
+    assert (invited["userErrors"], invited["invitation"]["memberId"]) == ([], ben_id)
+    ben = token("cust-2", "member")
+    shown = (await step("mobile/HouseholdInvitations", ben))["me"]["householdInvitations"]
+    assert [i["householdId"] for i in shown] == [household]
+    accepted = (await step("mobile/AddHouseholdMember", ben, joining))["addHouseholdMember"]
+    assert (accepted["userErrors"], accepted["household"]["pooledPoints"]) == ([], 200)
     assert ran == set(HASHES)

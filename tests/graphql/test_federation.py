@@ -135,12 +135,13 @@ async def test_entities_answer_exactly_as_member_id_for_every_caller_and_target(
         token("ava", "member"),
     )
     household = created["data"]["createHousehold"]["household"]["id"]
-    added = await h.gql(
-        "mutation($i: AddHouseholdMemberInput!) { addHouseholdMember(input: $i) { userErrors { code } } }",
-        {"i": {"householdId": household, "memberId": ben}},
-        token("ava", "member"),
-    )
-    assert added["data"]["addHouseholdMember"]["userErrors"] == []
+    for who in ("ava", "ben"):  # Ava invites Ben; Ben accepts
+        added = await h.gql(
+            "mutation($i: AddHouseholdMemberInput!) { addHouseholdMember(input: $i) { userErrors { code } } }",
+            {"i": {"householdId": household, "memberId": ben}},
+            token(who, "member"),
+        )
+        assert added["data"]["addHouseholdMember"]["userErrors"] == []
     nobody = to_global_id("Member", "00000000-0000-0000-0000-000000000000")
     targets = {
         "itself": (ava, "ava"),

@@ -1,5 +1,6 @@
 """Club Harry's households: one shared wallet owned by the owner, the best tier of its
-members for all of them, limits from the program."""
+members for all of them, limits from the program. Members join by accepting the owner's
+invitation (the consent rules themselves: test_household_invitations.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from tests.conftest import Harness, token
 from tests.graphql.conftest import enroll, purchase
 
-HOUSEHOLD = "household { id owner { externalIds { commerceCustomerId } } members { externalIds { commerceCustomerId } } pooledPoints }"
+HOUSEHOLD = "household { id owner { externalIds { commerceCustomerId } } members { externalIds { commerceCustomerId } } pooledPoints } invitation { householdId memberId expiresAt }"
 
 
 async def household_op(h: Harness, name: str, input: dict[str, Any], tok: str) -> dict[str, Any]:
@@ -37,6 +38,20 @@ def ids(household: dict[str, Any]) -> list[str]:
     return [m["externalIds"]["commerceCustomerId"] for m in household["members"]]
 
 
+async def invite_and_accept(
+    h: Harness, household_id: str, member_id: str, owner: str, member: str
+) -> dict[str, Any]:
+    """The owner (its commerce id) invites the member, which accepts: the accepting
+    payload."""
+    input = {"householdId": household_id, "memberId": member_id}
+    invited = await household_op(h, "addHouseholdMember", input, token(owner, "member"))
+    assert invited["userErrors"] == [], invited
+    assert invited["invitation"]["memberId"] == member_id
+    accepted = await household_op(h, "addHouseholdMember", input, token(member, "member"))
+    assert accepted["userErrors"] == [], accepted
+    return accepted
+
+
 async def test_a_household_shares_one_wallet_and_its_best_tier(harness: Harness) -> None:
     h = harness
     ava = await enroll(h, "ava")
@@ -48,13 +63,29 @@ async def test_a_household_shares_one_wallet_and_its_best_tier(harness: Harness)
     created = await household_op(h, "createHousehold", {"ownerId": ava}, token("ava", "member"))
     assert created["userErrors"] == []
     household_id = created["household"]["id"]
-    added = await household_op(
+    # Ava invites Ben: nothing moves until he accepts.
+    invited = await household_op(
         h,
         "addHouseholdMember",
         {"householdId": household_id, "memberId": ben},
         token("ava", "member"),
     )
+    assert invited["userErrors"] == []
+    assert ids(invited["household"]) == ["ava"]
+    assert invited["household"]["pooledPoints"] == 8000
+    assert invited["invitation"] == {
+        "householdId": household_id,
+        "memberId": ben,
+        "expiresAt": "2026-12-31T12:00:00+00:00",  # START + 31 days + 7 days
+    }
+    added = await household_op(
+        h,
+        "addHouseholdMember",
+        {"householdId": household_id, "memberId": ben},
+        token("ben", "member"),
+    )
     assert added["userErrors"] == []
+    assert added["invitation"] is None
     assert ids(added["household"]) == ["ava", "ben"]
     assert added["household"]["owner"] == {"externalIds": {"commerceCustomerId": "ava"}}
     # Ben's 300 available points joined the shared wallet.
@@ -109,17 +140,14 @@ async def test_household_rules_refuse_with_codes(harness: Harness) -> None:
     household_id = (await household_op(h, "createHousehold", {"ownerId": members[0]}, owner))[
         "household"
     ]["id"]
-    for m in members[1:4]:
-        assert (
-            await household_op(
-                h, "addHouseholdMember", {"householdId": household_id, "memberId": m}, owner
-            )
-        )["userErrors"] == []
+    for i, m in enumerate(members[1:4], start=1):
+        await invite_and_accept(h, household_id, m, "m0", f"m{i}")
     full = await household_op(
         h, "addHouseholdMember", {"householdId": household_id, "memberId": members[4]}, owner
     )
     assert full == {
         "household": None,
+        "invitation": None,
         "userErrors": [{"code": "LIMIT_EXCEEDED", "field": ["memberId"]}],
     }
     twice = await household_op(h, "createHousehold", {"ownerId": members[1]}, token("m1", "member"))
@@ -152,12 +180,7 @@ async def test_a_member_reads_its_household_and_not_others(harness: Harness) -> 
     household_id = (
         await household_op(h, "createHousehold", {"ownerId": ava}, token("ava", "member"))
     )["household"]["id"]
-    await household_op(
-        h,
-        "addHouseholdMember",
-        {"householdId": household_id, "memberId": ben},
-        token("ava", "member"),
-    )
+    await invite_and_accept(h, household_id, ben, "ava", "ben")
     q = "query($id: ID!) { member(id: $id) { externalIds { commerceCustomerId } } }"
     assert (await h.gql(q, {"id": ava}, token("ben", "member")))["data"] == {
         "member": {"externalIds": {"commerceCustomerId": "ava"}}

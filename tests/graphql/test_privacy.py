@@ -168,12 +168,13 @@ async def story(h: Harness) -> Story:
     )
     household = created["data"]["createHousehold"]["household"]["id"]
     h.clock.advance(hours=1)
-    added = await h.gql(
-        "mutation($i: AddHouseholdMemberInput!) { addHouseholdMember(input: $i) { userErrors { code } } }",
-        {"i": {"householdId": household, "memberId": philippa}},
-        token("ct-ben", "member"),
-    )
-    assert added["data"]["addHouseholdMember"] == {"userErrors": []}, added
+    for who in ("ct-ben", COMMERCE_ID):  # Ben invites Philippa; she accepts
+        added = await h.gql(
+            "mutation($i: AddHouseholdMemberInput!) { addHouseholdMember(input: $i) { userErrors { code } } }",
+            {"i": {"householdId": household, "memberId": philippa}},
+            token(who, "member"),
+        )
+        assert added["data"]["addHouseholdMember"] == {"userErrors": []}, added
     card = await h.gql(
         "query($id: ID!) { member(id: $id) { card { code } } }", {"id": philippa}, ADMIN
     )
@@ -376,6 +377,7 @@ def expected_export(s: Story) -> dict[str, Any]:
                 "occurredAt": iso(joined), "createdAt": WALL_CLOCK, "sentAt": None, "attempts": 0, "lastError": None,
             },
         ],
+        "householdInvitations": [],  # Ben's invitation was used up when she accepted it
         "cdp": {
             "userId": CDP_ID,
             "profile": {

@@ -237,14 +237,15 @@ async def test_a_year_of_club_harry(harness: Harness, settings: Settings) -> Non
     assert await me(h, "ava") == looks(4370, 0, 4370, "silver", "4130.00", [("NEWSLETTER", "10")])
     assert await me(h, "ben") == looks(900, 0, 900, "member", "2100.00")
 
-    # Ava makes a household and adds Ben: his 900 points join her wallet: 4,370 + 900 = 5,270.
-    # Ben now holds the household's best tier, Silver; his own spend is still 400 CAD, so
-    # Gold is 7,500 - 400 = 7,100.00 away for him.
+    # Ava makes a household and invites Ben, who accepts: his 900 points join her wallet:
+    # 4,370 + 900 = 5,270. Ben now holds the household's best tier, Silver; his own spend is
+    # still 400 CAD, so Gold is 7,500 - 400 = 7,100.00 away for him.
     created = await household(h, "createHousehold", {"ownerId": ava}, "ava")
     household_id = created["household"]["id"]
-    added = await household(
-        h, "addHouseholdMember", {"householdId": household_id, "memberId": ben}, "ava"
-    )
+    joining = {"householdId": household_id, "memberId": ben}
+    invited = await household(h, "addHouseholdMember", joining, "ava")
+    assert invited["household"]["pooledPoints"] == 4370
+    added = await household(h, "addHouseholdMember", joining, "ben")
     assert added["household"]["pooledPoints"] == 5270
     assert await me(h, "ben") == looks(5270, 0, 900, "silver", "7100.00")
 

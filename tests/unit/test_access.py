@@ -9,11 +9,14 @@ from loyalty.access import (
     Access,
     Capability,
     Circle,
+    HouseholdJoin,
     Role,
     Viewer,
     acts_for_member,
     enrolment_access,
     household_access,
+    household_join,
+    invitations_access,
     may_link_cdp_user,
     member_access,
     member_needs_circle,
@@ -150,6 +153,48 @@ def test_acting_for_a_member(
     viewer: Viewer, wanted: Capability, member: str | None, expected: Access
 ) -> None:
     assert acts_for_member(viewer, wanted, member) is expected
+
+
+@pytest.mark.parametrize(
+    ("viewer", "owner", "member", "expected"),
+    [
+        # Ava owns the household: naming Cy, she invites him; nothing is added.
+        (AVA, "ava", "cy", HouseholdJoin.INVITE),
+        (AVA, "ava", None, HouseholdJoin.INVITE),  # then told NOT_FOUND
+        (AVA, "ava", "ava", HouseholdJoin.INVITE),  # then told she is in it already
+        # Cy, naming himself, accepts (the invitation is checked when he joins), whether
+        # the household exists or not.
+        (CY, "ava", "cy", HouseholdJoin.ACCEPT),
+        (CY, None, "cy", HouseholdJoin.ACCEPT),
+        # Ben is in Ava's household, but neither its owner nor the member named.
+        (BEN, "ava", "cy", None),
+        (BEN, None, "cy", None),
+        (CY, "ava", None, None),
+        (NO_ROLE, "ava", "cy", None),
+        (Viewer("ava", frozenset()), "ava", "cy", None),  # no member role
+        (ANONYMOUS, "ava", "cy", None),
+        (MARKETER, "ava", "cy", None),
+        # Staff and services add at once, whoever the household and the member.
+        (ASSOCIATE, "ava", "cy", HouseholdJoin.ADD),
+        (STORELESS, None, None, HouseholdJoin.ADD),
+        (SERVICE, "ava", "cy", HouseholdJoin.ADD),
+        (ADMIN, "ava", "cy", HouseholdJoin.ADD),
+        (Viewer("ava", frozenset({Role.MEMBER, Role.ASSOCIATE})), "ava", "cy", HouseholdJoin.ADD),
+    ],
+)
+def test_adding_a_household_member_takes_both_consents(
+    viewer: Viewer, owner: str | None, member: str | None, expected: HouseholdJoin | None
+) -> None:
+    assert household_join(viewer, owner, member) is expected
+
+
+def test_a_member_s_invitations_are_its_own() -> None:
+    assert invitations_access(AVA, "ava") is Access.ALLOWED
+    assert invitations_access(BEN, "ava") is Access.NOT_ALLOWED  # even its household
+    assert invitations_access(ADMIN, "ava") is Access.ALLOWED
+    for viewer in (ASSOCIATE, MARKETER, SERVICE, NO_ROLE):
+        assert invitations_access(viewer, "ava") is Access.NOT_ALLOWED
+    assert invitations_access(ANONYMOUS, "ava") is Access.UNAUTHENTICATED
 
 
 def test_enrolment() -> None:

@@ -119,6 +119,7 @@ def test_club_harry() -> None:
     assert program.timezone == "America/Toronto"
     assert program.pending_days == 30
     assert program.household_max_members == 4
+    assert program.household_invitation_days == 7
     assert [c.key for c in program.charities] == ["sickkids", "movember"]
     assert (program.referrer_points, program.referee_points) == (1000, 500)
     assert program.newsletter_discount_percent == 10
@@ -181,11 +182,19 @@ def test_valid_file_loads_with_defaults(tmp_path: Path) -> None:
     assert program.redemption_points_per_currency_unit == 100
     assert program.expiry_months == 0
     assert program.household_max_members == 4
+    assert program.household_invitation_days == 7
     assert program.associate_awards == AssociateAwardLimits(500, 2000)
     gold = program.tiers[2]
     assert gold.rank == 2
     assert (gold.earn_multiplier, gold.discount_percent) == (Decimal(1), Decimal(5))
     assert gold.benefits == ("Private styling", "Early access")
+
+
+def test_household_invitations_last_as_the_program_says(tmp_path: Path) -> None:
+    text = edited(("[gifting]\n", "[household]\ninvitation_days = 14\n\n[gifting]\n"))
+    program = load_program(write(tmp_path, text))
+    assert (program.household_max_members, program.household_invitation_days) == (4, 14)
+    assert load_program(write(tmp_path, dump_program(program))) == program
 
 
 def test_valid_file_round_trips(tmp_path: Path) -> None:
@@ -418,6 +427,24 @@ INVALID: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
     "quoted key": (
         (("max_points_per_day = 5000", '"max_points_per_day" = -3'),),
         "x.toml:42: gifting.max_points_per_day: must be at least 1, not -3",
+    ),
+    "invitations that never lapse": (
+        (
+            (
+                "max_points_per_day = 5000\n",
+                "max_points_per_day = 5000\n\n[household]\ninvitation_days = 0\n",
+            ),
+        ),
+        "x.toml:45: household.invitation_days: must be from 1 to 30, not 0",
+    ),
+    "invitations kept over a month": (
+        (
+            (
+                "max_points_per_day = 5000\n",
+                "max_points_per_day = 5000\n\n[household]\ninvitation_days = 31\n",
+            ),
+        ),
+        "x.toml:45: household.invitation_days: must be from 1 to 30, not 31",
     ),
     "subtable of an array of tables": (
         (("hidden = true\n", "hidden = true\n\n[tiers.perks]\nlounge = true\n"),),
