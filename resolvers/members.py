@@ -187,9 +187,10 @@ class Member(Node):
         permission_classes=[ReadsHouseholdInvitations],
         description="Invitations to join a household that this member has not answered and "
         "that have not expired, the newest 10: it accepts one with addHouseholdMember naming "
-        "itself, declines with removeHouseholdMember. The member itself only (and admins).",
+        "itself, declines with removeHouseholdMember. The member itself only (and admins); "
+        "anyone else gets null and a NOT_ALLOWED error, the rest of the member intact.",
     )
-    async def household_invitations(self, info: Info[Any, Any]) -> list[HouseholdInvitation]:
+    async def household_invitations(self, info: Info[Any, Any]) -> list[HouseholdInvitation] | None:
         found = await info.context.loaders.household_invitations_by_member_id.load(self._member.id)
         return [HouseholdInvitation.of(i) for i in found[:MAX_INVITATIONS_SHOWN]]
 
