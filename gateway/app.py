@@ -11,20 +11,15 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 from opentelemetry.sdk.trace import SpanProcessor
 from prometheus_client.multiprocess import mark_process_dead
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.cache.cached_orders import CachedOrders
 from adapters.cache.cached_ports import CachedContent, CachedProfiles
@@ -33,30 +28,30 @@ from adapters.cache.store import CacheStore, MemoryCacheStore, RedisCacheStore
 from adapters.cache.swr import CacheObserver
 from adapters.db.engine import create_engine
 from adapters.db.migrate import upgrade_engine
-from adapters.db.outages import is_outage
 from adapters.db.outbox import OutboxRelay
 from adapters.db.privacy import SqlPrivacyStore
 from adapters.db.store import SqlLoyaltyStore
-from adapters.http import deadline as upstream_deadline
 from adapters.rate_limit.gcra import RateLimiter
 from adapters.rate_limit.memory import MemoryRateLimiter
 from adapters.rate_limit.redis import RedisRateLimiter
 from gateway import gc_tuning
 from gateway.auth import AuthError, Identity, TokenVerifier
-from gateway.cache_control import no_store_by_default
 from gateway.cdp_webhook import cdp_webhook
 from gateway.cms_webhook import cms_webhook
 from gateway.cors import cors_middleware
 from gateway.demo import Fakes, seed_database, seed_fakes
+from gateway.endpoint import GraphQLEndpoint
+from gateway.failures import DatabaseOutages, server_error
 from gateway.graphiql import STATIC_PREFIX, static_app
 from gateway.graphql_view import PatronGraphQL
+from gateway.health import healthz, readyz
 from gateway.jwks import JwksCache
 from gateway.metrics import Metrics
 from gateway.metrics_endpoint import MetricsAccess, metrics_access, metrics_endpoint
 from gateway.observed_requests import ObservedRequests
 from gateway.observed_webhooks import counted
 from gateway.rate_limit import RateLimit
-from gateway.request_id import REQUEST_ID_HEADER, RequestIds
+from gateway.request_id import RequestIds
 from gateway.request_size import RequestSize
 from gateway.schema import build_schema
 from gateway.settings import Settings
@@ -69,9 +64,6 @@ from gateway.trusted_documents.resolution import TrustedDocuments
 from gateway.upstream_telemetry import GatewayUpstreamTelemetry
 from gateway.upstreams import ConfigurationError, UpstreamClients, build_upstreams
 from gateway.webhooks import commerce_webhook
-from gateway.ws_expiry import ConnectionDeadline
-from loyalty.access import Viewer
-from loyalty.errors import StoreUnavailable
 from loyalty.households import HouseholdService
 from loyalty.ledger import LedgerService
 from loyalty.members import MemberService
@@ -85,7 +77,6 @@ log = logging.getLogger("patron")
 
 Clock = Callable[[], datetime]
 
-READINESS_TIMEOUT = 2.0  # seconds for each dependency check of /readyz
 POST = ["POST"]
 
 
@@ -378,175 +369,3 @@ def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier | No
         audience=settings.jwt_audience,
         leeway=settings.jwt_leeway,
     )
-
-
-class GraphQLEndpoint:
-    """Authenticates the bearer token, then hands the request to strawberry. A token that
-    cannot be trusted is a 401 with a GraphQL error body, before any execution. Every HTTP
-    answer is `Cache-Control: private, no-store` unless it is a public one. A WebSocket
-    connection gets a deadline: it is closed (4401) when its token expires.
-
-    An HTTP request runs under the upstream deadline (`PATRON_REQUEST_DEADLINE`, from its
-    arrival): all the upstream work it causes fits in it, so a slow upstream costs its own
-    fields, not the answer. A WebSocket does not: its subscriptions live for hours.
-    """
-
-    def __init__(self, graphql: PatronGraphQL) -> None:
-        self.graphql = graphql
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._serve(scope, receive, send)
-            return
-        send = no_store_by_default(send)  # public answers say so (gateway.cache_control)
-        gateway: Gateway = scope["app"].state.gateway
-        with upstream_deadline(gateway.settings.request_deadline):
-            await self._serve(scope, receive, send)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gateway: Gateway = scope["app"].state.gateway
-        headers = dict(scope.get("headers") or [])
-        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
-        try:
-            identity = await gateway.authenticate(authorization)
-        except AuthError as exc:
-            if scope["type"] == "websocket":
-                # Before the upgrade is accepted: the client sees an HTTP 403.
-                await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
-                return
-            # A refused token counts against its address's quota.
-            refusal = await gateway.rate_limit.refusal(scope, None)
-            await (refusal or unauthorized(str(exc)))(scope, receive, send)
-            return
-        scope.setdefault("state", {})["viewer"] = identity.viewer
-        if scope["type"] != "websocket":
-            refused, receive = await admit(gateway, scope, receive, identity.viewer)
-            if refused is not None:
-                await refused(scope, receive, send)
-                return
-            await self.graphql(scope, receive, send)
-            return
-        deadline = ConnectionDeadline(receive, send)
-        deadline.attach(scope)
-        deadline.arm(identity.valid_until)
-        try:
-            await self.graphql(scope, deadline.receive, deadline.send)
-        finally:
-            deadline.close()
-
-
-async def admit(
-    gateway: Gateway, scope: Scope, receive: Receive, viewer: Viewer
-) -> tuple[Response | None, Receive]:
-    """An HTTP request's admission: within its caller's rate limit, then within the size
-    limits (read no further than them). The refusal, or None and the `receive` to go on with
-    (the body already read)."""
-    refused = await gateway.rate_limit.refusal(scope, viewer)
-    if refused is not None:
-        return refused, receive
-    return await gateway.request_size.bound(scope, receive)
-
-
-def unauthorized(reason: str) -> JSONResponse:
-    """The refusal of an untrustworthy token (RFC 6750 section 3): 401, a Bearer challenge
-    whose `error_description` says why, and the same reason as a GraphQL error."""
-    # A quoted-string holds printable ASCII but no quote or backslash (the reasons are fixed
-    # texts; this keeps a future one from breaking the header).
-    description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason)
-    return JSONResponse(
-        {"errors": [{"message": reason, "extensions": {"code": "UNAUTHENTICATED"}}]},
-        status_code=401,
-        headers={
-            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
-        },
-    )
-
-
-class DatabaseOutages:
-    """ASGI middleware: a route outside GraphQL (a webhook) that met a lost database answers
-    503 `DATABASE_UNAVAILABLE` with `Retry-After`: nothing was recorded, the sender should
-    retry. (GraphQL reports the same code per field, in its own errors.)"""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            if scope["type"] != "http" or started or not is_outage_or_unavailable(exc):
-                raise
-            # The exception's class only: a driver's message may quote a statement's values.
-            log.warning(
-                "%s %s: database unavailable (%s)",
-                scope["method"], scope["path"], type(exc).__name__,
-            )  # fmt: skip
-            response = JSONResponse(
-                {"error": {"code": StoreUnavailable.code, "message": str(StoreUnavailable())}},
-                status_code=503,
-                headers={"Retry-After": "30"},
-            )
-            await response(scope, receive, send)
-
-
-def is_outage_or_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, StoreUnavailable) or is_outage(exc)
-
-
-async def server_error(request: Request, exc: Exception) -> JSONResponse:
-    """Any other failure: a 500 with a JSON body, the request id and no traceback (the
-    traceback goes to the log, with the same request id). On `/graphql` the body is a
-    GraphQL response."""
-    request_id = request.scope.get("state", {}).get("request_id")
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    error: dict[str, Any] = {"code": "INTERNAL_ERROR", "message": "internal error"}
-    if request_id:
-        error["requestId"] = request_id
-    if request.url.path == "/graphql":
-        code, message = error.pop("code"), error.pop("message")
-        body: dict[str, Any] = {
-            "errors": [{"message": message, "extensions": {"code": code, **error}}]
-        }
-    else:
-        body = {"error": error}
-    return JSONResponse(body, status_code=500, headers=headers)
-
-
-async def healthz(request: Request) -> JSONResponse:
-    """The process is alive."""
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers (503 otherwise: loyalty data cannot be served).
-    Redis down is `degraded` but still ready: the gateway serves without its cache and
-    without cross-replica live updates, and recovers when Redis returns."""
-    gateway: Gateway = request.app.state.gateway
-    checks: dict[str, Any] = {}
-    try:
-        async with asyncio.timeout(READINESS_TIMEOUT):
-            async with gateway.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
-    if gateway.redis is None:
-        checks["redis"] = "not configured"
-    else:
-        try:
-            async with asyncio.timeout(READINESS_TIMEOUT):
-                await gateway.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unavailable: {type(exc).__name__}"
-    if checks["database"] != "ok":
-        return JSONResponse({"status": "unavailable", **checks}, status_code=503)
-    degraded = checks["redis"] not in ("ok", "not configured")
-    return JSONResponse({"status": "degraded" if degraded else "ready", **checks})
