@@ -25,7 +25,10 @@ def member_id_from_card(code: str, secret: str) -> str | None:
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1]:
         return None
     payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_signature(payload, secret), parts[2]):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forged code may
+    # hold any), and a code that is not ours must be None, not an error.
+    given = parts[2].encode("utf-8", "replace")
+    if not hmac.compare_digest(_signature(payload, secret).encode(), given):
         return None
     return parts[1]
 
