@@ -13,7 +13,7 @@ __all__ = ["read_limited_body", "replaying"]
 async def read_limited_body(request: Request, limit: int) -> bytes | None:
     """The raw body, or None when it is larger than `limit` (read no further)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0

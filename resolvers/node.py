@@ -29,6 +29,21 @@ def from_global_id(global_id: str) -> tuple[str, str] | None:
     return type_name, local_id
 
 
+# The largest serial id (a PostgreSQL INTEGER: points transactions) and the largest offset a
+# cursor may carry. A larger number is no id of ours: it is refused as one that does not
+# exist, never sent to the database (where it would overflow the column's type).
+MAX_SERIAL = 2**31 - 1
+
+
+def serial_number(text: str) -> int | None:
+    """The number that `text` writes in ASCII digits, from 0 to MAX_SERIAL, or None (for
+    other digits too: `"²".isdigit()` is true, and `int("²")` fails)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_SERIAL)):
+        return None
+    value = int(text)
+    return value if value <= MAX_SERIAL else None
+
+
 def local_id(global_id: str, expected_type: str) -> str | None:
     """The local id of a global id of the expected type, or None."""
     decoded = from_global_id(global_id)

@@ -37,7 +37,7 @@ from loyalty.models import Household as DomainHousehold
 from loyalty.models import Member as DomainMember
 from resolvers.errors import UserError
 from resolvers.loaders import Loaders
-from resolvers.node import from_global_id, local_id
+from resolvers.node import from_global_id, local_id, serial_number
 
 BEARER_REQUIRED = "a bearer token is required"
 NOT_YOURS = "a member may read only itself and its household"
@@ -231,8 +231,9 @@ class ReadsNode(Rule):
             household = await loaders.household_by_id.load(local)
             if household is not None:
                 return await access_to_household(info, household)
-        if type_name == "PointsTransaction" and local.isdigit():
-            txn = await loaders.transaction_by_id.load(int(local))
+        serial = serial_number(local) if type_name == "PointsTransaction" else None
+        if serial is not None:
+            txn = await loaders.transaction_by_id.load(serial)
             if txn is not None and txn.member_id is not None:
                 return await access_to_member_id(info, txn.member_id)
         return access.unknown_target_access(viewer)

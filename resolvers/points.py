@@ -9,7 +9,7 @@ import strawberry
 from loyalty.models import Balance, Transaction, TransactionStatus
 from loyalty.models import Channel as DomainChannel
 from loyalty.models import TransactionKind as DomainKind
-from resolvers.node import Node, to_global_id
+from resolvers.node import Node, serial_number, to_global_id
 
 PointsTransactionKind = strawberry.enum(DomainKind, name="PointsTransactionKind")
 Channel = strawberry.enum(DomainChannel, name="Channel")
@@ -111,4 +111,4 @@ def parse_transaction_cursor(cursor: str) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     prefix, _, value = raw.partition(":")
-    return int(value) if prefix == "tx" and value.isdigit() else None
+    return serial_number(value) if prefix == "tx" else None

@@ -18,7 +18,7 @@ from resolvers.errors import not_found, refusal
 from resolvers.households import Household
 from resolvers.members import Member, RfmSegment
 from resolvers.money import Money
-from resolvers.node import Node, from_global_id, local_id
+from resolvers.node import Node, from_global_id, local_id, serial_number
 from resolvers.permissions import (
     Authenticated,
     ExportsMembers,
@@ -58,8 +58,9 @@ class Query:
             household = await loaders.household_by_id.load(local)
             if household is not None:
                 return Household.of(household)
-        if type_name == "PointsTransaction" and local.isdigit():
-            txn = await loaders.transaction_by_id.load(int(local))
+        serial = serial_number(local) if type_name == "PointsTransaction" else None
+        if serial is not None:
+            txn = await loaders.transaction_by_id.load(serial)
             if txn is not None and txn.member_id is not None:
                 return PointsTransaction.of(txn, info.context.services.clock())
         raise not_found("node")

@@ -9,6 +9,7 @@ import strawberry
 
 from resolvers.members import Member
 from resolvers.money import Money
+from resolvers.node import serial_number
 from resolvers.points import PageInfo
 
 
@@ -41,4 +42,4 @@ def parse_offset_cursor(cursor: str) -> int | None:
         prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    return int(value) if prefix == "offset" and value.isdigit() else None
+    return serial_number(value) if prefix == "offset" else None
