@@ -40,6 +40,11 @@ def check_currency(currency: str) -> str:
     return currency
 
 
+# No sale, return or spending rule comes near it; beyond it, Decimal's context cannot
+# quantize a value to minor units (1e999999 is a decimal, not an amount).
+MAX_AMOUNT = Decimal(10) ** 12
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: Decimal
@@ -55,6 +60,8 @@ class Money:
             raise InvalidMoney(f"not a decimal amount: {amount!r}") from exc
         if not value.is_finite():
             raise InvalidMoney(f"not a finite amount: {amount!r}")
+        if abs(value) >= MAX_AMOUNT:
+            raise InvalidMoney(f"{amount} is beyond the largest amount ({MAX_AMOUNT:,})")
         exponent = value.as_tuple().exponent
         assert isinstance(exponent, int)
         if -exponent > fraction_digits(currency) and value != value.quantize(_quantum(currency)):
