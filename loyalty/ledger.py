@@ -70,6 +70,18 @@ def wallet_accounts(member_id: str) -> tuple[tuple[str, AccountKind], ...]:
     )
 
 
+MAX_STORE_ID = 64  # a store's code (the associate token's `store` claim): TOR-BLOOR
+
+
+def check_store_id(store_id: str | None) -> None:
+    if store_id is not None and not 1 <= len(store_id) <= MAX_STORE_ID:
+        raise DomainError(
+            UserErrorCode.INVALID_INPUT,
+            f"storeId must be 1 to {MAX_STORE_ID} characters",
+            ("storeId",),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Purchase:
     order_id: str
@@ -148,6 +160,7 @@ class LedgerService:
             raise DomainError(
                 UserErrorCode.INVALID_INPUT, "orderId must be 1 to 128 characters", ("orderId",)
             )
+        check_store_id(purchase.store_id)
         if purchase.total.amount <= 0:
             raise DomainError(
                 UserErrorCode.INVALID_AMOUNT, "a purchase total must be positive", ("total",)
@@ -512,6 +525,7 @@ class LedgerService:
         """An associate's discretionary award: bounded per award and per associate per
         day, audited with who, why and where; available at once."""
         check_points(points)
+        check_store_id(store_id)
         if not reason.strip():
             raise DomainError(UserErrorCode.INVALID_INPUT, "a reason is required", ("reason",))
         limits = self.program.associate_awards

@@ -12,6 +12,8 @@ from loyalty.store import ConcurrentWrite, LedgerSession, LoyaltyStore
 Work = Callable[[LedgerSession], Awaitable[dict[str, Any]]]
 
 MAX_ATTEMPTS = 8
+# The longest key kept (idempotency_keys.key): a UUID is 36, a Stripe-style key up to 255.
+MAX_IDEMPOTENCY_KEY = 255
 
 
 async def run_once(
@@ -32,6 +34,12 @@ async def run_once(
     if key is not None and not key.strip():
         raise DomainError(
             UserErrorCode.INVALID_INPUT, "idempotencyKey must not be blank", ("idempotencyKey",)
+        )
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise DomainError(
+            UserErrorCode.INVALID_INPUT,
+            f"idempotencyKey must be at most {MAX_IDEMPOTENCY_KEY} characters",
+            ("idempotencyKey",),
         )
     for attempt in range(MAX_ATTEMPTS):
         try:
