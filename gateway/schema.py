@@ -17,6 +17,7 @@ from gateway.error_logging import LoggedErrors
 from gateway.federation import SCHEMA_BUILD_LOCK, FederatedSchema, NoSubgraphSchemaRule
 from gateway.limits import OperationLimits, limit_extensions
 from gateway.masking import MaskUnexpectedErrors
+from gateway.nul_strings import NoNulInStrings, NoNulInVariables
 from gateway.observed_operations import ObservedOperation
 from gateway.suggestions import HideSuggestions
 from gateway.trusted_documents.enforcement import TrustedDocumentsOnly
@@ -91,16 +92,19 @@ def build_schema(
         ObservedOperation,  # operation name, type and outcome for the metrics and the span
         *guards,
         *limit_extensions(limits or OperationLimits()),
+        NoNulInVariables,
         SoftErrors,
         ErrorCodes,
         lambda: PublicQueryCacheControl(public_max_age),
         lambda: ValidationCacheByText(validated),
     ]
+    rules: list[type[ASTValidationRule]] = [NoNulInStrings]
     if production:
-        rules: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
+        rules.append(NoSchemaIntrospectionCustomRule)
         if federation:
             rules.append(NoSubgraphSchemaRule)
-        extensions.append(lambda: AddValidationRules(rules))
+    extensions.append(lambda: AddValidationRules(rules))
+    if production:
         extensions.append(HideSuggestions)
         extensions.append(MaskUnexpectedErrors)
     with SCHEMA_BUILD_LOCK:
