@@ -48,7 +48,7 @@ compose: $(STAMP)
 documents: $(STAMP)
 	$(BIN)/patron trusted-documents
 
-## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 10 min)
+## make bench: the benchmarks under bench/ (numbers, not tests; needs PostgreSQL; about 15 min)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.member_view
