@@ -14,6 +14,8 @@ on any replica.
   tier's period has ended requalifies or drops one tier (never below what its spend earns).
 - `cdp-deletions`: send the CDP deletion requests that `forgetMember` queued while the CDP
   was down (`loyalty.privacy`); any still failing stop it with `JobFailed` and stay queued.
+- `invitations`: delete the household invitations that expired unanswered (reads and
+  `accept` already ignore them; the job keeps no more than the pending ones).
 
 The services are the app's own: the command runs `create_app(settings)`'s lifespan.
 """
@@ -66,6 +68,11 @@ async def _tiers(gateway: Gateway) -> str:
     return review.describe()
 
 
+async def _invitations(gateway: Gateway) -> str:
+    purged = await gateway.services.households.purge_expired_invitations()
+    return f"{purged} expired household invitations deleted"
+
+
 async def _cdp_deletions(gateway: Gateway) -> str:
     sent, queued = await gateway.services.privacy.deliver_deletions()
     summary = f"{sent} CDP deletion requests sent, {queued} still queued"
@@ -81,6 +88,7 @@ JOBS: dict[str, Callable[[Gateway], Awaitable[str]]] = {
     "birthdays": _birthdays,
     "tiers": _tiers,
     "cdp-deletions": _cdp_deletions,
+    "invitations": _invitations,
 }
 
 

@@ -227,6 +227,13 @@ class HouseholdService:
         await self._changed(result)
         return str(result["household_id"])
 
+    async def purge_expired_invitations(self) -> int:
+        """Delete every invitation expired by now (the `invitations` job). An expired one
+        is never taken, only kept: this keeps no more than the pending ones. How many."""
+        now = self.clock()
+        async with self.store.session() as session:
+            return await session.drop_expired_household_invitations(now)
+
     async def _changed(self, result: dict[str, Any]) -> None:
         if self.events is not None and result.get("affected"):
             await self.events.balances_changed(sorted(set(result["affected"])))

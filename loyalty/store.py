@@ -370,6 +370,10 @@ class LedgerSession(Protocol):
         at `expired_at`, if given. How many."""
         ...
 
+    async def drop_expired_household_invitations(self, expired_at: datetime) -> int:
+        """Delete every household's invitations expired at `expired_at`. How many."""
+        ...
+
     async def purchase_for_update(self, order_id: str) -> PurchaseRecord | None: ...
 
     async def set_purchase_returned(

@@ -912,6 +912,11 @@ class SqlLedgerSession:
             statement = statement.where(hi.c.expires_at <= expired_at)
         return int((await self.conn.execute(statement)).rowcount)
 
+    async def drop_expired_household_invitations(self, expired_at: datetime) -> int:
+        hi = t.household_invitations
+        statement = delete(hi).where(hi.c.expires_at <= expired_at)
+        return int((await self.conn.execute(statement)).rowcount)
+
     async def wallet_of_account(self, code: str) -> Wallet:
         """The wallet a member's account belongs to (the member's own accounts)."""
         _, owner, _ = code.split(":")

@@ -19,6 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from adapters.commerce.fake import FakeLine
+from gateway.demo import Fakes
+from gateway.jobs import run_job
+from gateway.settings import Settings
 from loyalty.privacy import PrivacyService
 from resolvers.node import local_id, to_global_id
 from tests.conftest import START, Harness, token
@@ -577,3 +580,26 @@ async def test_two_members_accepting_the_last_place_one_joins(harness: Harness) 
         [{"code": "LIMIT_EXCEEDED", "field": ["memberId"], "message": "a household has at most 4 members"}]
     ]  # fmt: skip
     assert len(await rows(h, "SELECT * FROM household_members")) == 4
+
+
+async def test_the_invitations_job_deletes_only_expired_invitations(
+    harness: Harness, settings: Settings
+) -> None:
+    h = harness
+    p = await people(h)
+    await add(h, p.household, p.ben, AVA)  # expires at START + 1 week
+    h.clock.advance(days=3)
+    await add(h, p.household, p.cy, AVA)  # expires 3 days later
+    h.clock.advance(days=4)  # Ben's exactly at its expiresAt, Cy's pending
+    fakes = Fakes()
+    http = fakes.http_client()
+    try:
+        run = run_job(settings, "invitations", http=http, clock=h.clock)
+        assert await run == "1 expired household invitations deleted"
+        assert await rows(h, "SELECT member_id FROM household_invitations") == [(uuid(p.cy),)]
+        again = run_job(settings, "invitations", http=http, clock=h.clock)
+        assert await again == "0 expired household invitations deleted"
+        # The pending one is still Cy's to accept.
+        assert (await add(h, p.household, p.cy, CY))["household"]["pooledPoints"] == 0
+    finally:
+        await http.aclose()
