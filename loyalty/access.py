@@ -57,7 +57,10 @@ class Capability(enum.StrEnum):
     DONATE_FOR_ANY = "donate for any member (donatePoints)"
     AWARD_POINTS = "award points (awardPoints), store-scoped for associates"
     MANAGE_ANY_HOUSEHOLD = "manage any household (create, add directly, remove)"
-    READ_ANY_INVITATIONS = "read any member's household invitations (Member.householdInvitations)"
+    READ_ANY_INVITATIONS = (
+        "read any member's household invitations (Member.householdInvitations and "
+        "sentHouseholdInvitations)"
+    )
     ASSIGN_TIERS = "assign tiers (assignTier)"
     FORGET_ANY = "forget any member (forgetMember)"
 

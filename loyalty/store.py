@@ -223,6 +223,13 @@ class LoyaltyReader(Protocol):
         not expired by `now`, newest first."""
         ...
 
+    async def household_invitations_of_households(
+        self, household_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[HouseholdInvitation]]:
+        """Per household: the invitations its owner sent that are unanswered and have not
+        expired by `now`, newest first."""
+        ...
+
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:

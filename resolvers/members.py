@@ -195,6 +195,23 @@ class Member(Node):
         return [HouseholdInvitation.of(i) for i in found[:MAX_INVITATIONS_SHOWN]]
 
     @strawberry.field(
+        permission_classes=[ReadsHouseholdInvitations],
+        description="The invitations this member sent as its household's owner that are "
+        "unanswered and have not expired, newest first (empty when it owns no household): it "
+        "withdraws one with removeHouseholdMember. The member itself only (and admins); anyone "
+        "else gets null and a NOT_ALLOWED error, the rest of the member intact.",
+    )
+    async def sent_household_invitations(
+        self, info: Info[Any, Any]
+    ) -> list[HouseholdInvitation] | None:
+        loaders = info.context.loaders
+        household = await loaders.household_by_member_id.load(self._member.id)
+        if household is None or household.owner_id != self._member.id:
+            return []
+        found = await loaders.household_invitations_by_household_id.load(household.id)
+        return [HouseholdInvitation.of(i) for i in found]
+
+    @strawberry.field(
         permission_classes=[ReadsMember],
         description="Offers this member can use now, each with its CMS content.",
     )

@@ -173,8 +173,9 @@ class ReadsHousehold(Rule):
 
 
 class ReadsHouseholdInvitations(Rule):
-    """`Member.householdInvitations`: the member itself (not its household's other members:
-    whether to join another household is its own business), and admins."""
+    """`Member.householdInvitations` and `Member.sentHouseholdInvitations`: the member itself
+    (not its household's other members: whether to join another household, and whom to
+    invite, is its own business), and admins."""
 
     refusal = "a member's household invitations are for itself only"
 

@@ -70,6 +70,13 @@ HOUSEHOLD_INVITATIONS_OF_MEMBERS = (
     .where(_hi.c.expires_at > bindparam("now"))
     .order_by(_hi.c.member_id, _hi.c.created_at.desc(), _hi.c.household_id)
 )
+# The same, sent by households (:ids, :now), newest first.
+HOUSEHOLD_INVITATIONS_OF_HOUSEHOLDS = (
+    select(_hi)
+    .where(_hi.c.household_id.in_(bindparam("ids", expanding=True)))
+    .where(_hi.c.expires_at > bindparam("now"))
+    .order_by(_hi.c.household_id, _hi.c.created_at.desc(), _hi.c.member_id)
+)
 
 # --- wallets (:codes, :available, :now, :earns) -------------------------------------------
 ACCOUNT_BALANCES = select(_a.c.code, _a.c.balance).where(

@@ -369,6 +369,17 @@ class SqlReader:
             found[row.member_id].append(_invitation(row))
         return found
 
+    async def household_invitations_of_households(
+        self, household_ids: Sequence[str], now: datetime
+    ) -> dict[str, list[HouseholdInvitation]]:
+        rows = await self._all(
+            reads.HOUSEHOLD_INVITATIONS_OF_HOUSEHOLDS, {"ids": list(household_ids), "now": now}
+        )
+        found: dict[str, list[HouseholdInvitation]] = {h: [] for h in household_ids}
+        for row in rows:
+            found[row.household_id].append(_invitation(row))
+        return found
+
     async def offers_for_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[Offer]]:

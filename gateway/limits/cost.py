@@ -58,6 +58,7 @@ ITEMS_ARGUMENT = "representations"  # federation's _entities: one item per repre
 LIST_SIZES: Mapping[str, int] = {
     "Cart.lineItems": 20,
     "Household.members": 10,  # the programs allow 4 to 6
+    "Member.sentHouseholdInvitations": 10,  # with the members, at most max_members
     "Member.offers": 10,
     "Member.householdInvitations": 10,  # the newest 10 are shown (resolvers/members.py)
     "Program.tiers": 10,

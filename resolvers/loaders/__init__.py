@@ -14,6 +14,9 @@ from resolvers.loaders.cart_by_customer_id import CartByCustomerIdLoader
 from resolvers.loaders.content_by_key import ContentByKeyLoader
 from resolvers.loaders.household_by_id import HouseholdByIdLoader
 from resolvers.loaders.household_by_member_id import HouseholdByMemberIdLoader
+from resolvers.loaders.household_invitations_by_household_id import (
+    HouseholdInvitationsByHouseholdIdLoader,
+)
 from resolvers.loaders.household_invitations_by_member_id import (
     HouseholdInvitationsByMemberIdLoader,
 )
@@ -42,6 +45,7 @@ class Loaders:
     household_by_member_id: HouseholdByMemberIdLoader
     household_by_id: HouseholdByIdLoader
     household_invitations_by_member_id: HouseholdInvitationsByMemberIdLoader
+    household_invitations_by_household_id: HouseholdInvitationsByHouseholdIdLoader
     offers_by_member_id: OffersByMemberIdLoader
     cart_by_customer_id: CartByCustomerIdLoader
     orders_by_customer_id: OrdersByCustomerIdLoader
@@ -67,6 +71,9 @@ class Loaders:
             household_by_member_id=households,
             household_by_id=HouseholdByIdLoader(reader),
             household_invitations_by_member_id=HouseholdInvitationsByMemberIdLoader(
+                reader, services.clock
+            ),
+            household_invitations_by_household_id=HouseholdInvitationsByHouseholdIdLoader(
                 reader, services.clock
             ),
             offers_by_member_id=OffersByMemberIdLoader(reader, services.clock),

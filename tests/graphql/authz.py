@@ -235,6 +235,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("Member", "insights"): READS_INSIGHTS,
     # Its own decision: not its household's members, not staff but admins.
     ("Member", "householdInvitations"): guarded(ReadsHouseholdInvitations, ITSELF, ADMIN),
+    # Whom its household's owner invited: the owner's business, not its household's.
+    ("Member", "sentHouseholdInvitations"): guarded(ReadsHouseholdInvitations, ITSELF, ADMIN),
     **classify("Household", READS_HOUSEHOLD, "id", "owner", "members", "pooledPoints"),
     # --- reached only through a field with a permission -----------------------------------
     **classify_types(

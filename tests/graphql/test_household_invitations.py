@@ -603,3 +603,48 @@ async def test_the_invitations_job_deletes_only_expired_invitations(
         assert (await add(h, p.household, p.cy, CY))["household"]["pooledPoints"] == 0
     finally:
         await http.aclose()
+
+
+SENT = "query($id: ID!) { member(id: $id) { sentHouseholdInvitations { memberId expiresAt } } }"
+
+
+async def sent(h: Harness, member: str, tok: str) -> Any:
+    body = await h.gql(SENT, {"id": member}, tok)
+    return body["data"]["member"]["sentHouseholdInvitations"] if "errors" not in body else body
+
+
+async def test_an_owner_sees_the_invitations_it_sent_until_answered_or_expired(
+    harness: Harness,
+) -> None:
+    h = harness
+    p = await people(h)
+    assert await sent(h, p.ava, AVA) == []
+    await add(h, p.household, p.ben, AVA)  # expires at START + 1 week
+    h.clock.advance(days=3)
+    await add(h, p.household, p.cy, AVA)  # expires 3 days later
+    ben = {"memberId": p.ben, "expiresAt": iso(START + WEEK)}
+    cy = {"memberId": p.cy, "expiresAt": iso(START + 3 * timedelta(days=1) + WEEK)}
+    assert await sent(h, p.ava, AVA) == [cy, ben]  # newest first
+    assert await sent(h, p.ava, ADMIN) == [cy, ben]
+    # Cy accepts: his is used up. Ben's expires.
+    await add(h, p.household, p.cy, CY)
+    assert await sent(h, p.ava, AVA) == [ben]
+    h.clock.advance(days=4)
+    assert await sent(h, p.ava, AVA) == []
+    # A member of the household who does not own it has sent none, and may not read the
+    # owner's: null with NOT_ALLOWED, the rest of the owner intact.
+    assert await sent(h, p.cy, CY) == []
+    await add(h, p.household, p.dee, AVA)
+    body = await h.gql(
+        "query($id: ID!) { member(id: $id) { id sentHouseholdInvitations { memberId } } }",
+        {"id": p.ava},
+        CY,
+    )
+    assert body["data"] == {"member": {"id": p.ava, "sentHouseholdInvitations": None}}
+    assert [(e["path"], e["extensions"]["code"], e["message"]) for e in body["errors"]] == [
+        (
+            ["member", "sentHouseholdInvitations"],
+            "NOT_ALLOWED",
+            "a member's household invitations are for itself only",
+        )
+    ]

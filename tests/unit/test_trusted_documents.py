@@ -48,7 +48,7 @@ COSTS = {
     "mobile/AddHouseholdMember.graphql": 24,
     "mobile/DonatePoints.graphql": 26,
     "mobile/GiftPoints.graphql": 25,
-    "mobile/Household.graphql": 68,
+    "mobile/Household.graphql": 89,
     "mobile/HouseholdInvitations.graphql": 23,
     "mobile/MemberCard.graphql": 10,
     "mobile/PointsChanged.graphql": 4,
