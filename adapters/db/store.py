@@ -361,23 +361,26 @@ class SqlReader:
     async def household_invitations_of_members(
         self, member_ids: Sequence[str], now: datetime
     ) -> dict[str, list[HouseholdInvitation]]:
-        rows = await self._all(
-            reads.HOUSEHOLD_INVITATIONS_OF_MEMBERS, {"ids": list(member_ids), "now": now}
+        return await self._pending_invitations(
+            reads.HOUSEHOLD_INVITATIONS_OF_MEMBERS, member_ids, now, "member_id"
         )
-        found: dict[str, list[HouseholdInvitation]] = {m: [] for m in member_ids}
-        for row in rows:
-            found[row.member_id].append(_invitation(row))
-        return found
 
     async def household_invitations_of_households(
         self, household_ids: Sequence[str], now: datetime
     ) -> dict[str, list[HouseholdInvitation]]:
-        rows = await self._all(
-            reads.HOUSEHOLD_INVITATIONS_OF_HOUSEHOLDS, {"ids": list(household_ids), "now": now}
+        return await self._pending_invitations(
+            reads.HOUSEHOLD_INVITATIONS_OF_HOUSEHOLDS, household_ids, now, "household_id"
         )
-        found: dict[str, list[HouseholdInvitation]] = {h: [] for h in household_ids}
+
+    async def _pending_invitations(
+        self, statement: Select[Any], ids: Sequence[str], now: datetime, by: str
+    ) -> dict[str, list[HouseholdInvitation]]:
+        """The invitations a read of `reads` found, grouped by the column `by` (its order
+        kept: newest first), with an empty list for each id that has none."""
+        rows = await self._all(statement, {"ids": list(ids), "now": now})
+        found: dict[str, list[HouseholdInvitation]] = {i: [] for i in ids}
         for row in rows:
-            found[row.household_id].append(_invitation(row))
+            found[getattr(row, by)].append(_invitation(row))
         return found
 
     async def offers_for_members(
