@@ -6,12 +6,10 @@ each of them too, this limit refuses the pattern outright. The refusal is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
     FieldNode,
-    FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -21,49 +19,27 @@ from graphql import (
 from graphql.language import SKIP, VisitorAction
 
 from gateway.limits.errors import ALIAS_LIMIT_EXCEEDED, limit_error
+from gateway.limits.fragments import FragmentLookup, FragmentMeasures
 
 __all__ = ["alias_limit_rule", "operation_aliases"]
 
-FragmentLookup = Callable[[str], FragmentDefinitionNode | None]
-
 
 def operation_aliases(operation: OperationDefinitionNode, fragments: FragmentLookup) -> int:
-    return _aliases(operation.selection_set, fragments, {}, set())
+    def aliases(selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += (selection.alias is not None) + aliases(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                total += aliases(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += spread(selection.name.value)
+        return total
 
-
-def _aliases(
-    selection_set: SelectionSetNode | None,
-    fragments: FragmentLookup,
-    known: dict[str, int],
-    entered: set[str],
-) -> int:
-    if selection_set is None:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            total += (selection.alias is not None) + _aliases(
-                selection.selection_set, fragments, known, entered
-            )
-        elif isinstance(selection, InlineFragmentNode):
-            total += _aliases(selection.selection_set, fragments, known, entered)
-        elif isinstance(selection, FragmentSpreadNode):
-            total += _fragment_aliases(selection.name.value, fragments, known, entered)
-    return total
-
-
-def _fragment_aliases(
-    name: str, fragments: FragmentLookup, known: dict[str, int], entered: set[str]
-) -> int:
-    if name in known:
-        return known[name]
-    fragment = fragments(name)
-    if fragment is None or name in entered:  # unknown or a cycle: other rules report it
-        return 0
-    entered.add(name)
-    known[name] = _aliases(fragment.selection_set, fragments, known, entered)
-    entered.discard(name)
-    return known[name]
+    spread = FragmentMeasures(fragments, aliases)
+    return aliases(operation.selection_set)
 
 
 def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:

@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
     FieldNode,
-    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
@@ -23,54 +21,32 @@ from graphql.language import SKIP, VisitorAction
 from graphql.validation import MaxIntrospectionDepthRule
 
 from gateway.limits.errors import DEPTH_LIMIT_EXCEEDED, limit_error
+from gateway.limits.fragments import FragmentLookup, FragmentMeasures
 
 __all__ = ["IntrospectionDepthLimit", "depth_limit_rule", "operation_depth"]
 
-FragmentLookup = Callable[[str], FragmentDefinitionNode | None]
-
 
 def operation_depth(operation: OperationDefinitionNode, fragments: FragmentLookup) -> int:
-    return _depth(operation.selection_set, fragments, {}, set())
+    """Each fragment is measured once, so a document that spreads fragments into fragments
+    costs its size, not its expansion."""
 
+    def depth(selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value.startswith("__"):
+                    continue
+                deepest = max(deepest, 1 + depth(selection.selection_set))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, depth(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                deepest = max(deepest, spread(selection.name.value))
+        return deepest
 
-def _depth(
-    selection_set: SelectionSetNode | None,
-    fragments: FragmentLookup,
-    known: dict[str, int],
-    entered: set[str],
-) -> int:
-    """The depth of a selection set; each fragment is measured once (`known`), so a
-    document that spreads fragments into fragments costs its size, not its expansion."""
-    if selection_set is None:
-        return 0
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
-                continue
-            depth = 1 + _depth(selection.selection_set, fragments, known, entered)
-        elif isinstance(selection, InlineFragmentNode):
-            depth = _depth(selection.selection_set, fragments, known, entered)
-        elif isinstance(selection, FragmentSpreadNode):
-            depth = _fragment_depth(selection.name.value, fragments, known, entered)
-        else:  # pragma: no cover - the three kinds of selection
-            continue
-        deepest = max(deepest, depth)
-    return deepest
-
-
-def _fragment_depth(
-    name: str, fragments: FragmentLookup, known: dict[str, int], entered: set[str]
-) -> int:
-    if name in known:
-        return known[name]
-    fragment = fragments(name)
-    if fragment is None or name in entered:  # unknown or a cycle: other rules report it
-        return 0
-    entered.add(name)
-    known[name] = _depth(fragment.selection_set, fragments, known, entered)
-    entered.discard(name)
-    return known[name]
+    spread = FragmentMeasures(fragments, depth)
+    return depth(operation.selection_set)
 
 
 def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
