@@ -17,6 +17,8 @@ from gateway.upstreams import ConfigurationError
 from loyalty.program import ProgramError
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from gateway.settings import Settings
 
 
@@ -184,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
         create_app(settings)  # validate the program and settings before forking workers
         if settings.demo:
             _print_demo_banner(settings, args.host, args.port)
-        uvicorn.run(
+        config = uvicorn.Config(
             "gateway.main:app_from_env",
             factory=True,
             host=args.host,
@@ -198,7 +200,28 @@ def _serve(args: argparse.Namespace) -> int:
             proxy_headers=True,
             timeout_graceful_shutdown=settings.shutdown_grace,
         )
+        return _run_server(config)
     return 0
+
+
+def _run_server(config: uvicorn.Config) -> int:
+    """One worker in this process, or a supervisor of several (gateway.workers)."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from gateway.workers import ReusePortWorkers, balances_connections
+
+    if config.workers > 1:
+        if balances_connections():
+            ReusePortWorkers(config).run()
+        else:  # uvicorn's one shared socket
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
