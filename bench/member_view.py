@@ -15,8 +15,9 @@ Everything runs on 127.0.0.1 as subprocesses of this one, each in its own proces
   beside `PATRON_BENCH_DATABASE_URL`, dropped at the end), its upstreams the fakes, the
   outbox relay off. The demo customers are enrolled and their orders recorded through the
   gateway's own `enrollMember` and `recordPurchase` mutations with a `service` token;
-- the framework's ceiling, `bench/bare_app.py` under uvicorn with the same worker count: a
-  bare Strawberry schema of the same shape that returns constants.
+- the framework's ceiling, `bench/bare_app.py` with the same worker count, served as the
+  gateway is (`bench/bare_server.py`: uvicorn, one socket per worker): a bare Strawberry
+  schema of the same shape that returns constants.
 
 The member view (`me` with profile, points, tier with content, offers with content, cart
 with pointsPreview, orders) is asked with the demo customers' member tokens in turn, by
@@ -216,8 +217,8 @@ BARE_APPS = {BARE: "bench.bare_app:app", BARE_CACHED: "bench.bare_app:app_cached
 
 async def run_bare(server: str, workers: int, ctx: Context) -> list[Phase]:
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", BARE_APPS[server], "--host", HOST]
-    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    argv = [sys.executable, "-m", "bench.bare_server", BARE_APPS[server], "--host", HOST]
+    argv += ["--port", str(port), "--workers", str(workers)]
     name = f"{server}-{workers}"
     with spawn(name, argv, base_env(), ctx.logs) as proc:
         await wait_ready(f"http://{HOST}:{port}/graphql", proc, name, ctx.logs)

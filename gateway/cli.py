@@ -17,8 +17,6 @@ from gateway.upstreams import ConfigurationError
 from loyalty.program import ProgramError
 
 if TYPE_CHECKING:
-    import uvicorn
-
     from gateway.settings import Settings
 
 
@@ -200,28 +198,10 @@ def _serve(args: argparse.Namespace) -> int:
             proxy_headers=True,
             timeout_graceful_shutdown=settings.shutdown_grace,
         )
-        return _run_server(config)
+        from gateway.workers import serve
+
+        return serve(config)
     return 0
-
-
-def _run_server(config: uvicorn.Config) -> int:
-    """One worker in this process, or a supervisor of several (gateway.workers)."""
-    import uvicorn
-    from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
-
-    from gateway.workers import ReusePortWorkers, balances_connections
-
-    if config.workers > 1:
-        if balances_connections():
-            ReusePortWorkers(config).run()
-        else:  # uvicorn's one shared socket
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
-        return 0
-    server = uvicorn.Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return 0 if server.started else STARTUP_FAILURE
 
 
 def _print_demo_banner(settings: Settings, host: str, port: int) -> None:

@@ -14,16 +14,19 @@ being refused. Everything else (health checks, restarts of dead workers, SIGHUP 
 SIGTTIN/SIGTTOU to grow and shrink) is uvicorn's.
 
 Only on Linux: elsewhere `SO_REUSEPORT` does not balance (or does not exist), and
-`patron serve` falls back to uvicorn's shared socket (`balances_connections()`).
+`serve` falls back to uvicorn's shared socket (`balances_connections()`). `serve` is what
+`patron serve` runs, and the benchmark's bare servers too, so that both are balanced alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
 
 from uvicorn.config import STARTUP_FAILURE, Config
+from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 logger = logging.getLogger("uvicorn.error")
@@ -128,3 +131,19 @@ class ReusePortWorkers(Multiprocess):
         finally:
             for sock in self.slot_sockets:
                 sock.close()
+
+
+def serve(config: Config) -> int:
+    """Serve `config.app` with `config.workers` workers: in this process for one, under
+    `ReusePortWorkers` for several (uvicorn's own supervisor where the kernel cannot balance).
+    Returns the process's exit code."""
+    if config.workers > 1:
+        if balances_connections():
+            ReusePortWorkers(config).run()
+        else:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
