@@ -1,8 +1,7 @@
 """`patron serve --workers 2` (gateway.workers): each worker listens on its own socket of the
 port, so the kernel spreads connections over the workers, long-lived ones included, and a
 connection that arrives while a worker restarts waits for it instead of being refused.
-
-Which worker answered is read from prometheus-client's per-process files (`counter_<pid>.db`)."""
+Which worker answered: tests.integration.served."""
 
 from __future__ import annotations
 
@@ -12,47 +11,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.demo import fake_upstream_env
-from gateway.metrics_multiprocess import MULTIPROC_DIR_VARIABLE
 from gateway.workers import balances_connections
-from tests.integration.test_metrics_workers import ping, pings_by_process
-from tests.integration.test_shutdown import environment, free_port, wait_for
+from tests.integration.served import ping, pings_by_process, two_workers
+from tests.integration.test_shutdown import environment
 
 pytestmark = pytest.mark.skipif(not balances_connections(), reason="SO_REUSEPORT balances on Linux")
 PING = {"query": "query Ping { __typename }"}
-
-
-@contextmanager
-def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, folder = free_port(), tmp_path / "metrics"
-    folder.mkdir()
-    env = environment(
-        PATRON_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/patron.db",
-        PATRON_JWT_SECRET="workers-test-secret-0123456789abcdef",
-        PATRON_OUTBOX_RELAY="false",
-        **{MULTIPROC_DIR_VARIABLE: str(folder)},
-        **fake_upstream_env("http://127.0.0.1:9"),  # never called by these queries
-    )
-    argv = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/healthz")
-        yield base, folder
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
 
 
 def test_long_lived_connections_are_spread_over_both_workers(tmp_path: Path) -> None:
