@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -38,16 +39,24 @@ def pings_by_process(folder: Path) -> dict[str, float]:
     return counts
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str  # http://127.0.0.1:<port>
+    folder: Path  # the metrics folder: one counter_<pid>.db per worker that answered
+    supervisor: int  # the pid of `patron serve` (uvicorn's supervisor)
+
+
 @contextmanager
-def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The base URL of a running `patron serve --workers 2` on SQLite, and its metrics folder
-    (`tmp_path / "metrics"`, made if missing; the caller may have put files in it)."""
+def two_workers(tmp_path: Path) -> Iterator[Served]:
+    """A running `patron serve --workers 2` on SQLite. Its metrics folder is
+    `tmp_path / "metrics"`, made if missing (the caller may have put files in it)."""
     port, folder = free_port(), tmp_path / "metrics"
     folder.mkdir(exist_ok=True)
     env = environment(
         PATRON_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/patron.db",
         PATRON_JWT_SECRET="workers-test-secret-0123456789abcdef",
         PATRON_OUTBOX_RELAY="false",
+        PATRON_RATE_LIMIT_ANONYMOUS="0",  # hundreds of pings from one address
         **{MULTIPROC_DIR_VARIABLE: str(folder)},
         **fake_upstream_env("http://127.0.0.1:9"),  # never called by these queries
     )
@@ -59,7 +68,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/healthz")
-        yield base, folder
+        yield Served(base, folder, proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

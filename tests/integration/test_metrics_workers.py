@@ -21,7 +21,8 @@ def test_every_worker_reports_the_totals_of_all(tmp_path: Path) -> None:
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_1.db").write_bytes(b"left over from an earlier run")
-    with two_workers(tmp_path) as (base, folder):
+    with two_workers(tmp_path) as served:
+        base = served.base
         assert not (folder / "counter_1.db").exists()  # wiped at start
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(ping, [f"{base}/graphql"] * REQUESTS))

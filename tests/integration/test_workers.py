@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -19,7 +21,7 @@ import pytest
 
 from gateway.demo import fake_upstream_env
 from gateway.workers import balances_connections
-from tests.integration.served import ping, pings_by_process, two_workers
+from tests.integration.served import Served, ping, pings_by_process, two_workers
 from tests.integration.test_shutdown import environment
 
 pytestmark = pytest.mark.skipif(not balances_connections(), reason="SO_REUSEPORT balances on Linux")
@@ -27,7 +29,8 @@ PING = {"query": "query Ping { __typename }"}
 
 
 def test_long_lived_connections_are_spread_over_both_workers(tmp_path: Path) -> None:
-    with two_workers(tmp_path) as (base, folder):
+    with two_workers(tmp_path) as served:
+        base, folder = served.base, served.folder
 
         def keep_alive_client(_: int) -> list[int]:
             with httpx.Client() as client:  # one connection, five requests on it
@@ -45,7 +48,8 @@ def test_long_lived_connections_are_spread_over_both_workers(tmp_path: Path) -> 
 
 
 def test_a_killed_worker_is_replaced_and_no_connection_is_refused(tmp_path: Path) -> None:
-    with two_workers(tmp_path) as (base, folder):
+    with two_workers(tmp_path) as served:
+        base, folder = served.base, served.folder
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(ping, [f"{base}/graphql"] * 40)) == [200] * 40
         first = sorted(pings_by_process(folder))
@@ -61,6 +65,78 @@ def test_a_killed_worker_is_replaced_and_no_connection_is_refused(tmp_path: Path
         replacements = set(after) - set(first)
         assert len(replacements) == 1, after
         assert sum(after.values()) == 80
+
+
+def pings_until(
+    served: Served,
+    done: Callable[[set[str]], bool],
+    seconds: float = 60,
+    *,
+    restarting: bool = False,
+) -> None:
+    """Batches of 24 new connections until `done(the workers that answered)`, every answer
+    a 200 meanwhile. `restarting`: a worker being replaced may also close a connection it
+    accepted but had not read a request from yet (uvicorn's graceful shutdown closes idle
+    connections), but no connection is refused."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(partial(ping_outcome, f"{served.base}/graphql"), range(24)))
+        allowed = {"200", "disconnected"} if restarting else {"200"}
+        assert set(outcomes) <= allowed, outcomes
+        if done(set(pings_by_process(served.folder))):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not done in {seconds} s: {pings_by_process(served.folder)}")
+
+
+def ping_outcome(url: str, _: int) -> str:
+    try:
+        return str(ping(url))
+    except httpx.RemoteProtocolError:  # "Server disconnected without sending a response"
+        return "disconnected"
+
+
+def gone(worker: str) -> bool:
+    try:
+        os.kill(int(worker.removeprefix("counter_")), 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_sighup_replaces_both_workers_and_refuses_no_connection(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as served:
+        pings_until(served, lambda workers: len(workers) == 2)
+        first = set(pings_by_process(served.folder))
+        os.kill(served.supervisor, signal.SIGHUP)
+        # Each slot's replacement serves before its old worker stops.
+        replaced = lambda workers: len(workers - first) == 2 and all(map(gone, first))  # noqa: E731
+        pings_until(served, replaced, restarting=True)
+        pings_until(served, lambda _: True)  # and then every request is answered
+
+
+def test_sigttin_adds_a_worker_on_a_socket_of_its_own_and_sigttou_removes_it(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as served:
+        pings_until(served, lambda workers: len(workers) == 2)
+        first = set(pings_by_process(served.folder))
+        os.kill(served.supervisor, signal.SIGTTIN)
+        pings_until(served, lambda workers: len(workers) == 3)
+        (third,) = set(pings_by_process(served.folder)) - first
+        os.kill(served.supervisor, signal.SIGTTOU)
+        # Not pinged meanwhile: a connection queued on the socket as it closes is reset
+        # (README: Several workers).
+        deadline = time.monotonic() + 30
+        while not gone(third):
+            assert time.monotonic() < deadline, f"{third} still runs"
+            time.sleep(0.1)
+        before = pings_by_process(served.folder)
+        pings_until(served, lambda _: True)  # 24 more, all answered by the first two
+        after = pings_by_process(served.folder)
+        assert after[third] == before[third]
+        assert sum(after[w] - before[w] for w in first) == 24
 
 
 def test_the_port_taken_by_another_program_stops_the_supervisor(tmp_path: Path) -> None:
