@@ -49,7 +49,7 @@ async def test_a_read_transaction_is_three_trips(engine: AsyncEngine, trips: lis
         rows = (await conn.execute(text("SELECT 1, 'a' UNION ALL SELECT 2, 'b'"))).all()
     assert [tuple(row) for row in rows] == [(1, "a"), (2, "b")]
     # BEGIN, the SELECT (cursor, execute, fetch, close together), and the rollback on return
-    # to the pool; aiosqlite's own cursor took 4 + 4 + 1.
+    # to the pool; aiosqlite's own cursor took 3 + 4 + 1 (BEGIN has no rows to fetch).
     assert trips == ["_run", "_run", "rollback"]
 
 
