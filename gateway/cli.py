@@ -201,7 +201,6 @@ def _serve(args: argparse.Namespace) -> int:
         from gateway.workers import serve
 
         return serve(config)
-    return 0
 
 
 def _print_demo_banner(settings: Settings, host: str, port: int) -> None:

@@ -119,8 +119,9 @@ class ReusePortWorkers(Multiprocess):
         logger.info("Received SIGTTOU, removing a worker and its socket.")
         self.processes_num -= 1
         process = self.processes.pop()
-        # Close the slot's socket first, so that the kernel sends no more connections to it
-        # while its worker finishes the ones it holds.
+        # The worker holds the last copy of the slot's socket once this one is closed, so the
+        # socket leaves the port as soon as the worker stops listening, and no connection is
+        # sent to it after that (those queued at that moment are reset: README).
         self.slot_sockets.pop().close()
         process.terminate()
         process.join()

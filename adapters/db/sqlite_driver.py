@@ -18,7 +18,7 @@ SQLAlchemy as the creator of its connections (`async_creator_fn`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -32,11 +32,11 @@ Description = tuple[tuple[Any, ...], ...] | None
 Outcome = tuple[list[Any], Description, int, int | None]
 
 
-def _run(connection: aiosqlite.Connection, method: str, sql: str, parameters: Any) -> Outcome:
+def _run(connection: aiosqlite.Connection, method: str, *args: Any) -> Outcome:
     """On the connection's thread: a cursor, the statement, its rows, and the cursor closed."""
     cursor = connection._conn.cursor()
     try:
-        getattr(cursor, method)(sql, parameters)
+        getattr(cursor, method)(*args)
         rows = cursor.fetchall() if cursor.description else []
         return rows, cursor.description, cursor.rowcount, cursor.lastrowid
     finally:
@@ -65,12 +65,9 @@ class PrefetchingCursor(aiosqlite.Cursor):
     ) -> None:
         await self.close()
 
-    async def _on_thread(self, work: Callable[[], Outcome]) -> Outcome:
+    async def _run(self, method: str, *args: Any) -> PrefetchingCursor:
+        work = partial(_run, self._conn, method, *args)
         outcome: Outcome = await self._conn._execute(work)  # type: ignore[no-untyped-call]
-        return outcome
-
-    async def _run(self, method: str, sql: str, parameters: Any) -> PrefetchingCursor:
-        outcome = await self._on_thread(partial(_run, self._conn, method, sql, parameters))
         self._rows, self._description, self._rowcount, self._lastrowid = outcome
         self._rows.reverse()  # popped from the end, in order
         return self
@@ -82,17 +79,7 @@ class PrefetchingCursor(aiosqlite.Cursor):
         return await self._run("executemany", sql, parameters)
 
     async def executescript(self, sql_script: str) -> PrefetchingCursor:
-        def script(connection: aiosqlite.Connection) -> Outcome:
-            cursor = connection._conn.cursor()
-            try:
-                cursor.executescript(sql_script)
-                return [], None, cursor.rowcount, cursor.lastrowid
-            finally:
-                cursor.close()
-
-        outcome = await self._on_thread(partial(script, self._conn))
-        self._rows, self._description, self._rowcount, self._lastrowid = outcome
-        return self
+        return await self._run("executescript", sql_script)
 
     async def fetchone(self) -> Any:
         return self._rows.pop() if self._rows else None

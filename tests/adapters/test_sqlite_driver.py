@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.db import sqlite_driver
 from adapters.db.engine import WRITE_OPTION, create_engine
 from adapters.db.sqlite_driver import PrefetchingConnection
 
@@ -101,3 +102,25 @@ async def test_the_pragmas_are_set_on_every_connection(engine: AsyncEngine) -> N
         keys = (await conn.execute(text("PRAGMA foreign_keys"))).scalar()
         busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
     assert (mode, keys, busy) == ("wal", 1, 30000)
+
+
+async def test_the_cursor_alone_reads_in_order_and_runs_scripts(tmp_path: Path) -> None:
+    """What SQLAlchemy does not call: executescript, fetchmany's default size, the context."""
+    connection = await sqlite_driver.connect(tmp_path / "alone.db", iter_chunk_size=2)
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.executescript(
+                "CREATE TABLE n (x INTEGER); INSERT INTO n VALUES (1), (2), (3), (4), (5);"
+            )
+            assert cursor.description is None
+            assert await cursor.fetchall() == []
+            await cursor.execute("SELECT x FROM n WHERE x > ? ORDER BY x", [1])
+            assert [d[0] for d in cursor.description or ()] == ["x"]
+            assert await cursor.fetchmany() == [(2,), (3,)]  # iter_chunk_size rows
+            assert await cursor.fetchone() == (4,)
+            assert await cursor.fetchmany(5) == [(5,)]
+            assert await cursor.fetchone() is None
+            await cursor.executemany("INSERT INTO n VALUES (?)", [[6], [7]])
+            assert cursor.rowcount == 2
+    finally:
+        await connection.close()
